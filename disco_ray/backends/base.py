@@ -1,0 +1,72 @@
+"""The one backend interface: a model spec plus samples in, per-choice log-likelihoods out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from disco_ray.tasks.base import MCSample
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load and how: the unit a Ray actor hosts.
+
+    Attributes:
+        name: unique model id used in outputs and caches.
+        backend: registry name (`hf`, `vllm`, `classifier`, `replay`).
+        path: local path, `s3://` URI or Hugging Face id.
+        tensor_parallel_size: GPUs per model (vllm); 1 elsewhere.
+        device: `cpu`, `cuda` or `auto`.
+        trust_remote_code: off unless the user turns it on.
+        options: backend-specific settings (batch size, dtype, max_model_len, ...).
+    """
+
+    name: str
+    backend: str
+    path: str
+    tensor_parallel_size: int = 1
+    device: str = "auto"
+    trust_remote_code: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """A loaded model that scores multiple-choice samples."""
+
+    def loglikelihoods(self, samples: Sequence[MCSample]) -> list[np.ndarray]:
+        """Per sample, the summed log-likelihood of each choice given the context."""
+        ...
+
+    def close(self) -> None:
+        """Release the model's memory."""
+        ...
+
+
+_REGISTRY: dict[str, Callable[[ModelSpec], Backend]] = {}
+
+
+def register_backend(name: str) -> Callable:
+    """Decorator: make a backend factory loadable by name."""
+    def wrap(factory: Callable[[ModelSpec], Backend]) -> Callable[[ModelSpec], Backend]:
+        _REGISTRY[name] = factory
+        return factory
+    return wrap
+
+
+def load_backend(spec: ModelSpec) -> Backend:
+    """Load the model described by `spec` with its backend (imports the backend lazily)."""
+    import importlib
+    if spec.backend not in _REGISTRY:
+        try:
+            importlib.import_module(f"disco_ray.backends.{spec.backend}")
+        except ModuleNotFoundError as err:
+            if err.name != f"disco_ray.backends.{spec.backend}":
+                raise
+    if spec.backend not in _REGISTRY:
+        known = ", ".join(sorted(set(_REGISTRY) | {"hf", "vllm", "classifier", "replay"}))
+        raise ValueError(f"model '{spec.name}': field 'backend': unknown backend "
+                         f"'{spec.backend}'. Fix: use one of {known}")
+    return _REGISTRY[spec.backend](spec)

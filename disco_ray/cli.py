@@ -1,0 +1,155 @@
+"""The command line: condense, predict, evaluate, run. Each mirrors a Python API function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+from disco_ray.methods import DEFAULT_METHOD, METHODS
+
+log = logging.getLogger("disco_ray")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+
+
+def _str_list(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, type=Path,
+                        help="model outputs: .npz, .parquet (file or folder), or lm-eval "
+                             "--log_samples output")
+    parser.add_argument("--task", help="lm-eval logs: task name prefix to read (e.g. mmlu)")
+    parser.add_argument("--metric", choices=["acc", "acc_norm"], default="acc",
+                        help="lm-eval logs: which per-sample metric is 'correct'")
+
+
+def _read(args: argparse.Namespace):
+    from disco_ray.io import read_outputs
+
+    options = {"task": args.task, "metric": args.metric} if args.task or args.metric != "acc" \
+        else {}
+    if args.data.suffix in (".npz", ".parquet"):
+        options = {}
+    return read_outputs(args.data, **options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars or info logs (for CI)")
+    parser = argparse.ArgumentParser(prog="disco-ray", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("condense", parents=[common], help="reference outputs -> condensed benchmark directory")
+    _add_data_arguments(p)
+    p.add_argument("--k", type=int, default=100, help="number of anchors (default 100)")
+    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True, type=Path, help="directory to write")
+
+    p = sub.add_parser("predict", parents=[common], help="condensed benchmark + outputs on the anchors -> scores")
+    _add_data_arguments(p)
+    p.add_argument("--benchmark", required=True, type=Path, help="condensed benchmark directory")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("evaluate", parents=[common], help="compare methods on held-out models")
+    _add_data_arguments(p)
+    p.add_argument("--anchors", type=_int_list, default=[10, 25, 50, 100],
+                   help="comma-separated k values (default 10,25,50,100)")
+    p.add_argument("--split", type=_str_list, default=["random"],
+                   help="comma-separated: random, top, chronological")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--methods", type=_str_list, default=list(METHODS))
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--per-seed", action="store_true", help="a row per seed, not the mean")
+    p.add_argument("--output", type=Path, help="also write the table as CSV here")
+
+    p = sub.add_parser("run", parents=[common], help="the whole pipeline from a YAML config (local Ray by default)")
+    p.add_argument("config", nargs="?", type=Path, default=None,
+                   help="YAML config (default: configs/demo.yaml, the embedded demo)")
+    p.add_argument("--output", type=Path, help="output directory (overrides the config)")
+    p.add_argument("--address", help="Ray address (default: a local Ray started in-process, or "
+                                     "the cluster of `ray job submit`)")
+    return parser
+
+
+def cmd_condense(args: argparse.Namespace) -> int:
+    from disco_ray.condensed import condense
+    from disco_ray.methods import method_settings
+
+    outputs = _read(args)
+    bench = condense(outputs, method_settings(args.method, args.k, args.seed))
+    bench.save(args.output)
+    log.info("condensed %d samples to %d anchors (%s); metamodel %s, CV MAE %.2f pp -> %s",
+             outputs.n_samples, bench.k, args.method, bench.choice["metamodel"],
+             100 * bench.choice["cv_mae"], args.output)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from disco_ray.condensed import CondensedBenchmark
+
+    bench = CondensedBenchmark.load(args.benchmark)
+    for p in bench.predict(_read(args)):
+        if args.json:
+            print(json.dumps(asdict(p)))
+        else:
+            flag = f"  OUT OF POPULATION: {p.reason}" if p.out_of_population else ""
+            print(f"{p.model_id}\t{100 * p.score:.2f}  "
+                  f"[{100 * p.lower:.2f}, {100 * p.upper:.2f}]{flag}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from disco_ray.evaluation import evaluate, summarize
+
+    per_seed = evaluate(_read(args), args.methods, args.anchors, args.split, args.seeds,
+                        progress=not args.quiet)
+    table = per_seed if args.per_seed else summarize(per_seed)
+    if args.output:
+        from disco_ray.io import atomic_path
+        with atomic_path(args.output) as tmp:
+            table.to_csv(tmp, index=False)
+    if args.json:
+        for row in table.to_dict(orient="records"):
+            print(json.dumps({"data": args.data.stem, **row}))
+    else:
+        print(table.round(4).to_string(index=False))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from disco_ray.pipeline import run_from_config
+
+    run_from_config(args.config, output=args.output, address=args.address, quiet=args.quiet)
+    return 0
+
+
+COMMANDS = {"condense": cmd_condense, "predict": cmd_predict, "evaluate": cmd_evaluate,
+            "run": cmd_run}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].endswith((".yaml", ".yml")):
+        argv = ["run", *argv]
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"disco-ray {args.command}: error: {err}", file=sys.stderr)
+        return 2

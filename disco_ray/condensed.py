@@ -1,0 +1,230 @@
+"""The condensed benchmark: anchors + reference signatures + a metamodel that re-fits on load.
+
+`condense(references, settings)` runs the offline phase: disagreement over guiding models, anchor
+selection, metamodel choice by cross-validation over the references, split-conformal intervals and
+an out-of-population check. `CondensedBenchmark.predict` is the online phase. A saved benchmark
+is a directory of JSON + Parquet + npz (no pickle); loading it re-fits deterministically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from disco_ray import __version__
+from disco_ray.disagreement import disagreement_scores
+from disco_ray.metamodels import choose_metamodel, fit_with_out_of_fold
+from disco_ray.outputs import ModelOutputs, OutputsError
+from disco_ray.selection import select_anchors
+from disco_ray.signatures import anchor_features
+from disco_ray.uncertainty import OOD_WIDENING, PopulationCheck, conformal_halfwidth
+
+FORMAT_VERSION = 1
+MANIFEST = "condensed.json"
+
+
+@dataclass(frozen=True)
+class CondenseSettings:
+    """Every setting of the offline phase; lists are candidates chosen by CV on references.
+
+    Attributes:
+        k: number of anchors.
+        score: disagreement score, `pds` or `jsd`.
+        selection: `top`, `stratified` (by group) or `random`.
+        guiding: candidate guiding-subset sizes (None = every reference model).
+        metamodels: candidate metamodel specs (see `metamodels.make_metamodel`).
+        cv_folds: folds of the cross-validation over reference models.
+        interval: coverage of the prediction intervals.
+        seed: seeds the guiding subset, random selection, CV and the metamodel.
+    """
+
+    k: int = 100
+    score: str = "pds"
+    selection: str = "top"
+    guiding: tuple[int | None, ...] = (None,)
+    metamodels: tuple[dict, ...] = ({"regressor": "rf", "pca": 256},)
+    cv_folds: int = 5
+    interval: float = 0.9
+    seed: int = 0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "CondenseSettings":
+        data = dict(data)
+        data["guiding"] = tuple(data["guiding"])
+        data["metamodels"] = tuple(data["metamodels"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predicted full-benchmark score with its interval and population check."""
+
+    model_id: str
+    score: float
+    lower: float
+    upper: float
+    anchor_accuracy: float
+    out_of_population: bool
+    reason: str = ""
+
+
+@dataclass
+class CondensedBenchmark:
+    """Anchors, reference outputs on them, and the chosen configuration.
+
+    Attributes:
+        settings: the offline-phase settings.
+        references: reference models' outputs on the anchors only, with their full scores.
+        choice: the configuration chosen by CV (`guiding`, `metamodel`, `cv_mae`).
+        disagreement: {sample_id: score} over the whole benchmark (for reports).
+        data_hash: sha256 of the reference outputs the benchmark was condensed from.
+    """
+
+    settings: CondenseSettings
+    references: ModelOutputs
+    choice: dict
+    disagreement: dict[str, float] = field(default_factory=dict)
+    data_hash: str = ""
+    fitted: tuple | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Fit the chosen metamodel (unless `fitted` = (model, out-of-fold predictions))."""
+        X = anchor_features(self.references, np.arange(self.references.n_samples))
+        y = self.references.scores()
+        if self.fitted is None:
+            self.fitted = fit_with_out_of_fold(self.choice["metamodel"], X, y,
+                                               self.settings.cv_folds, self.settings.seed)
+        self._metamodel, oof = self.fitted
+        self._halfwidth = conformal_halfwidth(oof - y, self.settings.interval)
+        self._population = PopulationCheck.fit(X, y)
+
+    @property
+    def anchor_ids(self) -> list[str]:
+        return self.references.sample_ids.tolist()
+
+    @property
+    def k(self) -> int:
+        return self.references.n_samples
+
+    def predict(self, outputs: ModelOutputs) -> list[Prediction]:
+        """Predict every model's full score from its outputs on (at least) the anchors."""
+        anchors = outputs.sample_index(self.anchor_ids)
+        self._check_compatible(outputs)
+        X = anchor_features(outputs, anchors)
+        scores = self._metamodel.predict(X)
+        reasons = self._population.reasons(X, scores)
+        result = []
+        for model_id, score, acc, why in zip(outputs.model_ids, scores, X[:, -1], reasons):
+            half = self._halfwidth * (OOD_WIDENING if why else 1.0)
+            result.append(Prediction(str(model_id), float(score), float(score - half),
+                                     float(score + half), float(acc), bool(why), why))
+        return result
+
+    def _check_compatible(self, outputs: ModelOutputs) -> None:
+        if self.references.has_probs != outputs.has_probs:
+            kind = "per-choice probabilities" if self.references.has_probs else "0/1 outcomes"
+            raise OutputsError(f"{outputs.source}: field 'probs': the condensed benchmark was "
+                               f"built from {kind}. Fix: give the target's outputs in the same form")
+        if outputs.has_probs and outputs.probs.shape[2] != self.references.probs.shape[2]:
+            raise OutputsError(f"{outputs.source}: field 'probs' has {outputs.probs.shape[2]} "
+                               f"choices, the references {self.references.probs.shape[2]}. Fix: "
+                               "score the same answer options as the reference models")
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the benchmark as a directory, atomically (temp directory, then rename)."""
+        from disco_ray.io import write_outputs
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+        try:
+            write_outputs(self.references, tmp / "references.parquet")
+            np.savez(tmp / "disagreement.npz", sample_ids=np.array(list(self.disagreement)),
+                     scores=np.array(list(self.disagreement.values()), dtype=np.float64))
+            manifest = {"format_version": FORMAT_VERSION, "disco_ray_version": __version__,
+                        "settings": self.settings.to_json(), "choice": self.choice,
+                        "anchor_ids": self.anchor_ids, "data_hash": self.data_hash}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            if directory.exists():
+                shutil.rmtree(directory)
+            tmp.rename(directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "CondensedBenchmark":
+        """Load a saved benchmark and re-fit its metamodel (deterministic)."""
+        from disco_ray.io import read_outputs
+
+        directory = Path(directory)
+        path = directory / MANIFEST
+        if not path.exists():
+            raise OutputsError(f"{path}: not found. Fix: point at a directory written by "
+                               "`disco-ray condense`")
+        manifest = json.loads(path.read_text())
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise OutputsError(
+                f"{path}: field 'format_version' is {manifest.get('format_version')} (written by "
+                f"disco-ray {manifest.get('disco_ray_version')}); this disco-ray "
+                f"{__version__} reads {FORMAT_VERSION}. Fix: condense the benchmark again")
+        with np.load(directory / "disagreement.npz", allow_pickle=False) as data:
+            disagreement = dict(zip(data["sample_ids"].tolist(), data["scores"].tolist()))
+        return cls(CondenseSettings.from_json(manifest["settings"]),
+                   read_outputs(directory / "references.parquet"), manifest["choice"],
+                   disagreement, manifest["data_hash"])
+
+
+def data_hash(outputs: ModelOutputs) -> str:
+    """sha256 of everything the offline phase reads from the reference outputs."""
+    digest = hashlib.sha256()
+    for array in (outputs.model_ids, outputs.sample_ids, outputs.correct, outputs.probs,
+                  outputs.full_score):
+        if array is not None:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSettings(),
+             scores: np.ndarray | None = None) -> CondensedBenchmark:
+    """Offline phase: choose anchors and a metamodel on reference models only.
+
+    `scores` may hold precomputed disagreement scores (e.g. from the Ray reduction); they are
+    then used for every guiding candidate.
+    """
+    if settings.k > references.n_samples:
+        raise ValueError(f"k={settings.k} anchors requested but {references.source} has "
+                         f"{references.n_samples} samples. Fix: choose k <= "
+                         f"{references.n_samples}")
+    y = references.scores()
+    best = None
+    for guiding in settings.guiding:
+        disagreement = scores
+        if disagreement is None and settings.selection != "random":
+            disagreement = disagreement_scores(references.distributions(), settings.score,
+                                               guiding, settings.seed)
+        anchors = select_anchors(references.n_samples, settings.k, settings.selection,
+                                 disagreement, settings.seed, references.groups)
+        X = anchor_features(references, anchors)
+        index, fits, maes = choose_metamodel(list(settings.metamodels), X, y, settings.cv_folds,
+                                             settings.seed)
+        if best is None or maes[index] < best[0]:
+            best = (maes[index], guiding, settings.metamodels[index], anchors, disagreement,
+                    fits[index])
+    cv_mae, guiding, spec, anchors, disagreement, fitted = best
+    shown = disagreement if disagreement is not None else np.zeros(references.n_samples)
+    return CondensedBenchmark(
+        settings, references.take_samples(anchors),
+        {"guiding": guiding, "metamodel": spec, "cv_mae": cv_mae},
+        dict(zip(references.sample_ids.tolist(), map(float, shown))), data_hash(references),
+        fitted)

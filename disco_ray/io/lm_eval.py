@@ -1,0 +1,113 @@
+"""Reader of lm-evaluation-harness `--log_samples` output.
+
+lm-eval writes, per model, `<output_path>/<model>/samples_<task>_<date>.jsonl` (one line per doc:
+`doc_id`, `target`, `arguments` (per option `{"arg_0": context, "arg_1": continuation}`),
+`filtered_resps` (per option `["<loglikelihood>", "<is_greedy>"]`), and the per-sample metrics such
+as `acc`, `acc_norm`) beside `results_<date>.json`. Probabilities are the softmax over the per-option
+log-likelihoods (divided by the continuation's length in characters for `acc_norm`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from scipy.special import softmax
+
+from disco_ray.outputs import ModelOutputs, OutputsError
+
+LmEvalMetric = Literal["acc", "acc_norm"]
+
+
+def read_lm_eval(path: str | Path, task: str | None = None,
+                 metric: LmEvalMetric = "acc") -> ModelOutputs:
+    """Read one model's samples file, or a directory with one sub-directory per model.
+
+    Sample ids are `<task>/<doc_id>`; with several tasks (e.g. MMLU's 57 subtasks) each task is a
+    group and the full score is the mean over groups. `task` restricts to task names starting
+    with it.
+    """
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.rglob("samples_*.jsonl"))
+    if task:
+        files = [f for f in files if _task_name(f).startswith(task)]
+    if not files:
+        raise OutputsError(f"{path}: no samples_<task>_*.jsonl files"
+                           f"{f' for task {task!r}' if task else ''}. Fix: run lm_eval with "
+                           "--log_samples --output_path and point at that folder")
+    by_model: dict[str, dict[str, Path]] = {}
+    for f in files:
+        by_model.setdefault(f.parent.name if path.is_dir() else f.stem, {})[_task_name(f)] = f
+    records = {model: _read_model(tasks, metric) for model, tasks in by_model.items()}
+    return _assemble(records, str(path))
+
+
+def _task_name(file: Path) -> str:
+    """`samples_mmlu_anatomy_2024-05-01T12-00-00.jsonl` -> `mmlu_anatomy`."""
+    return file.stem[len("samples_"):].rsplit("_", 1)[0]
+
+
+def _read_model(tasks: dict[str, Path], metric: LmEvalMetric) -> dict[str, tuple]:
+    rows = {}
+    for task, file in sorted(tasks.items()):
+        lines = file.read_text().splitlines()
+        if not any(line.strip() for line in lines):
+            raise OutputsError(f"{file}: the file is empty. Fix: re-run lm_eval with "
+                               "--log_samples")
+        for lineno, line in enumerate(lines, 1):
+            if line.strip():
+                row = json.loads(line)
+                doc_id = _field(file, lineno, row, "doc_id")
+                rows[f"{task}/{doc_id}"] = _parse_row(file, lineno, row, metric) + (task,)
+    return rows
+
+
+def _field(file: Path, lineno: int, row: dict, name: str):
+    if name not in row:
+        raise OutputsError(f"{file}:{lineno}: field '{name}' is missing. Fix: use lm_eval's "
+                           "--log_samples output unmodified (multiple-choice tasks only)")
+    return row[name]
+
+
+def _parse_row(file: Path, lineno: int, row: dict, metric: LmEvalMetric) -> tuple:
+    """(probabilities, gold, correct) of one logged sample."""
+    resps = _field(file, lineno, row, "filtered_resps")
+    try:
+        loglik = np.array([float(r[0]) for r in resps])
+    except (TypeError, ValueError, IndexError) as err:
+        raise OutputsError(f"{file}:{lineno}: field 'filtered_resps' is not a list of "
+                           "[loglikelihood, is_greedy] pairs. Fix: only multiple-choice "
+                           "(loglikelihood) tasks can be read") from err
+    if metric == "acc_norm":
+        args = _field(file, lineno, row, "arguments")
+        options = args.values() if isinstance(args, dict) else args
+        lengths = [len(a["arg_1"] if isinstance(a, dict) else a[1]) for a in options]
+        loglik = loglik / np.maximum(np.array(lengths, dtype=np.float64), 1.0)
+    gold = int(_field(file, lineno, row, "target"))
+    correct = float(row[metric]) if metric in row else float(np.argmax(loglik) == gold)
+    return softmax(loglik), gold, correct
+
+
+def _assemble(records: dict[str, dict[str, tuple]], source: str) -> ModelOutputs:
+    models = sorted(records)
+    sample_ids = list(records[models[0]])
+    for model in models[1:]:
+        if list(records[model]) != sample_ids:
+            raise OutputsError(
+                f"{source}: field 'doc_id' differs between models {models[0]} and {model}. "
+                "Fix: evaluate every model on the same tasks and samples (no --limit)")
+    n_choices = max(len(rec[0]) for rec in records[models[0]].values())
+    probs = np.zeros((len(models), len(sample_ids), n_choices), dtype=np.float32)
+    correct = np.zeros((len(models), len(sample_ids)), dtype=np.float32)
+    for m, model in enumerate(models):
+        for i, sid in enumerate(sample_ids):
+            p, _, c, _ = records[model][sid]
+            probs[m, i, :len(p)] = p
+            correct[m, i] = c
+    first = records[models[0]]
+    gold = [first[sid][1] for sid in sample_ids]
+    groups = [first[sid][3] for sid in sample_ids]
+    return ModelOutputs(models, sample_ids, correct, probs=probs, gold=gold,
+                        groups=groups if len(set(groups)) > 1 else None, source=source)

@@ -1,0 +1,44 @@
+"""Reader of the shared `.npz` outcome format (see shared/data/real/README.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from disco_ray.outputs import ModelOutputs, OutputsError
+
+REQUIRED = ("model_ids", "sample_ids", "correct")
+
+
+def read_npz(path: Path) -> ModelOutputs:
+    """Read an outcome `.npz` (never unpickling): correctness, optional probs/choices/groups."""
+    try:
+        data = np.load(path, allow_pickle=False)
+        arrays = {key: data[key] for key in data.files}
+    except (ValueError, OSError) as err:
+        raise OutputsError(f"{path}: not a readable .npz without pickled objects ({err}). "
+                           "Fix: save plain arrays with numpy.savez") from err
+    missing = [key for key in REQUIRED if key not in arrays]
+    if missing:
+        raise OutputsError(f"{path}: field '{missing[0]}' is missing (has {sorted(arrays)}). "
+                           f"Fix: store {', '.join(REQUIRED)} (and optionally full_score, groups, "
+                           "gold, pred_choice, probs)")
+    meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
+    probs = arrays.get("probs")
+    if probs is None and "pred_choice" in arrays and "gold" in arrays:
+        probs = _choices_as_probs(arrays["pred_choice"], int(arrays["gold"].max()) + 1)
+    return ModelOutputs(
+        model_ids=arrays["model_ids"], sample_ids=arrays["sample_ids"], correct=arrays["correct"],
+        probs=probs, gold=arrays.get("gold"), groups=arrays.get("groups"),
+        full_score=arrays.get("full_score"), source=str(path), meta=meta)
+
+
+def _choices_as_probs(pred_choice: np.ndarray, n_choices: int) -> np.ndarray:
+    """One-hot distributions of the chosen answers; an unparsed answer (-1) is uniform."""
+    n_choices = max(n_choices, int(pred_choice.max()) + 1)
+    probs = np.full(pred_choice.shape + (n_choices,), 1.0 / n_choices, dtype=np.float32)
+    parsed = pred_choice >= 0
+    probs[parsed] = np.eye(n_choices, dtype=np.float32)[pred_choice[parsed]]
+    return probs

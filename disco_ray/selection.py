@@ -1,0 +1,58 @@
+"""Anchor selection: top-k by score, stratified by group, or random; always seeded."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+SelectionKind = Literal["top", "stratified", "random"]
+
+
+def _check_k(k: int, n: int) -> None:
+    if not 1 <= k <= n:
+        raise ValueError(f"k={k} anchors requested but the data has {n} samples. "
+                         f"Fix: choose k between 1 and {n}")
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """The k highest-scoring samples; ties broken by position (stable)."""
+    _check_k(k, len(scores))
+    return np.sort(np.argsort(-np.asarray(scores), kind="stable")[:k])
+
+
+def random_k(n: int, k: int, seed: int) -> np.ndarray:
+    """k samples drawn uniformly without replacement."""
+    _check_k(k, n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def stratified_top_k(scores: np.ndarray, groups: np.ndarray, k: int) -> np.ndarray:
+    """k samples split evenly over groups (remainder to the groups with the best next score)."""
+    _check_k(k, len(scores))
+    labels, inverse = np.unique(groups, return_inverse=True)
+    ranked = [np.flatnonzero(inverse == g)[np.argsort(-scores[inverse == g], kind="stable")]
+              for g in range(len(labels))]
+    quota = np.array([min(len(r), k // len(labels)) for r in ranked])
+    while quota.sum() < k:
+        open_groups = [g for g, r in enumerate(ranked) if quota[g] < len(r)]
+        best = max(open_groups, key=lambda g: (scores[ranked[g][quota[g]]], -g))
+        quota[best] += 1
+    return np.sort(np.concatenate([r[:q] for r, q in zip(ranked, quota)]))
+
+
+def select_anchors(n_samples: int, k: int, kind: SelectionKind, scores: np.ndarray | None = None,
+                   seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
+    """Indices of k anchors by `kind`; `scores` is needed by every kind but random."""
+    if kind == "random":
+        return random_k(n_samples, k, seed)
+    if scores is None:
+        raise ValueError(f"selection '{kind}' needs disagreement scores")
+    if kind == "top":
+        return top_k(scores, k)
+    if kind == "stratified":
+        if groups is None:
+            raise ValueError("stratified selection needs groups (subjects) for every sample. "
+                             "Fix: give `groups` in the outputs or use selection 'top'")
+        return stratified_top_k(np.asarray(scores), groups, k)
+    raise ValueError(f"unknown selection '{kind}'. Fix: use top, stratified or random")
