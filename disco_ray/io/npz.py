@@ -14,10 +14,12 @@ REQUIRED = ("model_ids", "sample_ids", "correct")
 
 def read_npz(path: Path) -> ModelOutputs:
     """Read an outcome `.npz` (never unpickling): correctness, optional probs/choices/groups."""
+    if path.stat().st_size == 0:
+        raise OutputsError(f"{path}: the file is empty. Fix: re-export the outputs (numpy.savez)")
     try:
         data = np.load(path, allow_pickle=False)
         arrays = {key: data[key] for key in data.files}
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, EOFError) as err:
         raise OutputsError(f"{path}: not a readable .npz without pickled objects ({err}). "
                            "Fix: save plain arrays with numpy.savez") from err
     missing = [key for key in REQUIRED if key not in arrays]

@@ -1,0 +1,28 @@
+"""Small synthetic model populations shared by the core tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from disco_ray.outputs import ModelOutputs
+
+
+def synthetic_population(n_models: int = 60, n_samples: int = 80, n_choices: int = 4,
+                         seed: int = 0, with_probs: bool = True) -> ModelOutputs:
+    """Models of varying ability answering items of varying difficulty (a 2PL-like world)."""
+    rng = np.random.default_rng(seed)
+    ability = rng.normal(size=n_models)
+    difficulty = rng.normal(size=n_samples)
+    p_right = 1 / (1 + np.exp(-(ability[:, None] - difficulty[None, :]) * 1.5))
+    gold = rng.integers(0, n_choices, size=n_samples)
+    logits = rng.normal(size=(n_models, n_samples, n_choices))
+    logits[np.arange(n_models)[:, None], np.arange(n_samples)[None, :], gold[None, :]] += \
+        4 * p_right
+    probs = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
+    groups = np.array([f"subject{i % 4}" for i in range(n_samples)])
+    model_ids = [f"model-{i:03d}" for i in range(n_models)]
+    sample_ids = [f"q{i}" for i in range(n_samples)]
+    outputs = ModelOutputs.from_probs(model_ids, sample_ids, probs, gold, groups=groups)
+    if with_probs:
+        return outputs
+    return ModelOutputs(model_ids, sample_ids, outputs.correct, groups=groups)

@@ -1,0 +1,123 @@
+"""Readers and writers: shared .npz, own Parquet, lm-eval --log_samples logs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from disco_ray.io import read_outputs, write_outputs
+from disco_ray.outputs import OutputsError
+from helpers import synthetic_population
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _write_npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_in_the_shared_format(tmp_path):
+    path = _write_npz(tmp_path / "b.npz", model_ids=np.array(["m1", "m2"]),
+                      sample_ids=np.array(["s1", "s2", "s3"]),
+                      correct=np.array([[1, 0, np.nan], [0, 1, 1]], dtype=np.float32),
+                      full_score=np.array([0.4, 0.6], dtype=np.float32),
+                      pred_choice=np.array([[2, 0, -1], [1, 3, 0]], dtype=np.int16),
+                      gold=np.array([2, 3, 0], dtype=np.int16),
+                      meta=np.array(json.dumps({"name": "b"})))
+    outputs = read_outputs(path)
+    assert outputs.model_ids.tolist() == ["m1", "m2"]
+    np.testing.assert_allclose(outputs.full_score, [0.4, 0.6], rtol=1e-6)
+    # chosen letters become one-hot distributions; an unparsed answer is uniform
+    np.testing.assert_allclose(outputs.probs[0, 0], [0, 0, 1, 0])
+    np.testing.assert_allclose(outputs.probs[0, 2], [0.25] * 4)
+    assert outputs.meta["name"] == "b"
+
+
+def test_npz_missing_field_is_named(tmp_path):
+    path = _write_npz(tmp_path / "bad.npz", model_ids=np.array(["m"]), correct=np.zeros((1, 1)))
+    with pytest.raises(OutputsError, match="bad.npz: field 'sample_ids' is missing"):
+        read_outputs(path)
+
+
+def test_npz_with_pickled_objects_is_refused(tmp_path):
+    path = tmp_path / "obj.npz"
+    np.savez(path, model_ids=np.array([{"a": 1}], dtype=object),
+             sample_ids=np.array(["s"]), correct=np.zeros((1, 1)))
+    with pytest.raises(OutputsError, match="without pickled objects"):
+        read_outputs(path)
+
+
+def test_empty_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "empty.npz"
+    path.write_bytes(b"")
+    with pytest.raises(OutputsError, match="empty.npz"):
+        read_outputs(path)
+
+
+def test_unknown_file_type(tmp_path):
+    path = tmp_path / "scores.csv"
+    path.write_text("a,b\n")
+    with pytest.raises(OutputsError, match="unknown file type '.csv'.*Fix"):
+        read_outputs(path)
+
+
+@pytest.mark.parametrize("with_probs", [True, False])
+def test_parquet_round_trip(tmp_path, with_probs):
+    outputs = synthetic_population(7, 13, with_probs=with_probs)
+    back = read_outputs(write_outputs(outputs, tmp_path / "out.parquet"))
+    assert back.model_ids.tolist() == outputs.model_ids.tolist()
+    np.testing.assert_array_equal(back.correct, outputs.correct)
+    assert (back.probs is None) == (not with_probs)
+    if with_probs:
+        np.testing.assert_array_equal(back.probs, outputs.probs)
+        np.testing.assert_array_equal(back.gold, outputs.gold)
+    np.testing.assert_array_equal(back.groups, outputs.groups)
+
+
+def test_parquet_parts_directory_and_mismatched_samples(tmp_path):
+    outputs = synthetic_population(4, 10)
+    for i in range(4):
+        write_outputs(outputs.take_models([i]), tmp_path / "parts" / f"m{i}.parquet")
+    back = read_outputs(tmp_path / "parts")
+    assert sorted(back.model_ids) == sorted(outputs.model_ids)
+    write_outputs(synthetic_population(1, 9), tmp_path / "parts" / "z.parquet")
+    with pytest.raises(OutputsError, match="z.parquet: field 'sample_ids'.*differs"):
+        read_outputs(tmp_path / "parts")
+
+
+def test_lm_eval_log_samples_reader():
+    outputs = read_outputs(FIXTURES / "lm_eval")
+    assert outputs.model_ids.tolist() == ["org__model-a", "org__model-b"]
+    assert outputs.sample_ids.tolist()[:2] == ["mmlu_anatomy/0", "mmlu_anatomy/1"]
+    assert outputs.probs.shape == (2, 6, 4)
+    loglik = np.array([-2.1, -0.4, -3.0, -2.7])
+    expected = np.exp(loglik) / np.exp(loglik).sum()
+    np.testing.assert_allclose(outputs.probs[0, 0], expected, rtol=1e-6)
+    assert outputs.gold.tolist() == [1, 2, 2, 1, 1, 2]
+    # model a: anatomy 3/3 right, astronomy 2/3 -> mean of subject accuracies
+    np.testing.assert_allclose(outputs.scores()[0], (1.0 + 2 / 3) / 2)
+    assert set(outputs.groups) == {"mmlu_anatomy", "mmlu_astronomy"}
+
+
+def test_lm_eval_acc_norm_divides_by_continuation_length():
+    acc = read_outputs(FIXTURES / "lm_eval", task="mmlu_anatomy", metric="acc")
+    norm = read_outputs(FIXTURES / "lm_eval", task="mmlu_anatomy", metric="acc_norm")
+    # every continuation is " X" (2 characters): probabilities of softmax(ll / 2)
+    loglik = np.array([-2.1, -0.4, -3.0, -2.7]) / 2
+    np.testing.assert_allclose(norm.probs[0, 0], np.exp(loglik) / np.exp(loglik).sum(),
+                               rtol=1e-6)
+    assert acc.n_samples == norm.n_samples == 3
+
+
+def test_lm_eval_models_with_different_docs_are_rejected(tmp_path):
+    for model, n in (("a", 2), ("b", 3)):
+        folder = tmp_path / model
+        folder.mkdir()
+        rows = [{"doc_id": i, "target": 0, "filtered_resps": [["-1", "True"], ["-2", "False"]],
+                 "acc": 1.0} for i in range(n)]
+        (folder / "samples_t_2024-01-01T00-00-00.jsonl").write_text(
+            "\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(OutputsError, match="'doc_id' differs between models a and b"):
+        read_outputs(tmp_path)
