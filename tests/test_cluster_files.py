@@ -224,7 +224,8 @@ def test_dockerfile():
     assert re.search(r"^FROM \$\{RAY_IMAGE\}$", text, re.M)
     assert "ARG VLLM_VERSION=0.29.0" in text and '"vllm==${VLLM_VERSION}"' in text
     assert re.search(r"^COPY (--chown=\S+ )?\. /app$", text, re.M)
-    assert '"/app[hf]"' in text
+    # the package without the hf extra, whose CPU torch pin would fight vLLM's torch
+    assert '"/app"' in text and "/app[hf]" not in text
     # torch must come with vLLM (CUDA build): no CPU index, no separate torch install.
     assert "download.pytorch.org" not in text and "--index-url" not in text
     assert not re.search(r"pip install[^\n]*\btorch\b", text)
