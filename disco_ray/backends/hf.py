@@ -127,7 +127,9 @@ class HFBackend:
                               [i for r in batch for i in by_row[r]], ll, greedy)
         return ll, greedy
 
-    def _score_batch(self, rows, batch, batch_slots, slot_ids, ll, greedy) -> None:
+    def _score_batch(self, rows: list[tuple[int, ...]], batch: list[int],
+                     batch_slots: list[list[Slot]], slot_ids: list[int], ll: np.ndarray,
+                     greedy: np.ndarray) -> None:
         """One forward pass over the rows in `batch`; fills `ll` and `greedy` at `slot_ids`."""
         import torch
         length = max(len(rows[r]) for r in batch)
@@ -140,11 +142,13 @@ class HFBackend:
         kwargs = {"logits_to_keep": keep} if self._can_trim else {}
         with torch.inference_mode():
             logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                **kwargs).logits[:, -keep:].float()
-            logprobs = torch.log_softmax(logits, dim=-1)
-            b_idx, pos, tok = _gather_index(batch_slots, length - keep)
-            picked = logprobs[b_idx, pos, tok].double().cpu().numpy()
-            hits = (logits[b_idx, pos].argmax(dim=-1) == tok.to(logits.device)).cpu().numpy()
+                                **kwargs).logits[:, -keep:]
+            b_idx, pos, tok = (t.to(logits.device)
+                               for t in _gather_index(batch_slots, length - keep))
+            scored = logits[b_idx, pos].float()  # [continuation tokens, vocab]
+            picked = scored.gather(-1, tok[:, None])[:, 0] - torch.logsumexp(scored, dim=-1)
+            picked = picked.double().cpu().numpy()
+            hits = (scored.argmax(dim=-1) == tok).cpu().numpy()
         offsets = np.cumsum([0] + [len(s.tokens) for slots in batch_slots for s in slots])[:-1]
         ll[slot_ids] = np.add.reduceat(picked, offsets)
         greedy[slot_ids] = np.logical_and.reduceat(hits, offsets)
@@ -158,7 +162,7 @@ class HFBackend:
             torch.cuda.empty_cache()
 
 
-def _gather_index(batch_slots: list[list[Slot]], offset: int):
+def _gather_index(batch_slots: list[list[Slot]], offset: int) -> tuple:
     """Batch, kept-position and token index tensors covering every continuation token."""
     import torch
     b_idx, pos, tok = [], [], []
