@@ -19,11 +19,12 @@ import numpy as np
 
 from disco_ray import __version__
 from disco_ray.disagreement import disagreement_scores
-from disco_ray.metamodels import choose_metamodel, fit_with_out_of_fold
+from disco_ray.metamodels import StackedMetamodel, choose_metamodel, fit_with_out_of_fold
 from disco_ray.outputs import ModelOutputs, OutputsError
-from disco_ray.selection import select_anchors
+from disco_ray.selection import cluster_k, select_anchors
 from disco_ray.signatures import anchor_features
-from disco_ray.uncertainty import OOD_WIDENING, PopulationCheck, conformal_halfwidth
+from disco_ray.uncertainty import (OOD_WIDENING, PopulationCheck, conformal_halfwidth,
+                                  extrapolation_halfwidth)
 
 FORMAT_VERSION = 1
 MANIFEST = "condensed.json"
@@ -36,7 +37,11 @@ class CondenseSettings:
     Attributes:
         k: number of anchors.
         score: disagreement score, `pds` or `jsd`.
-        selection: `top`, `stratified` (by group) or `random`.
+        selection: `top`, `stratified` (by group), `random` or `cluster` (k-means, weighted).
+        candidates: optional selection candidates chosen by CV on references, each `random`,
+            `cluster`, `top-pds`, `top-jsd`, `stratified-pds` or `stratified-jsd`; empty = use
+            `selection` and `score`. A disagreement score that is degenerate on the references
+            (PDS on 0/1 outcomes: most samples tie at the maximum) is skipped.
         guiding: candidate guiding-subset sizes (None = every reference model).
         metamodels: candidate metamodel specs (see `metamodels.make_metamodel`).
         cv_folds: folds of the cross-validation over reference models.
@@ -52,6 +57,7 @@ class CondenseSettings:
     cv_folds: int = 5
     interval: float = 0.9
     seed: int = 0
+    candidates: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -61,6 +67,7 @@ class CondenseSettings:
         data = dict(data)
         data["guiding"] = tuple(data["guiding"])
         data["metamodels"] = tuple(data["metamodels"])
+        data["candidates"] = tuple(data.get("candidates", ()))
         return cls(**data)
 
 
@@ -106,6 +113,11 @@ class CondensedBenchmark:
         self._metamodel, oof = self.fitted
         self._halfwidth = conformal_halfwidth(oof - y, self.settings.interval)
         self._population = PopulationCheck.fit(X, y)
+        self._ood_halfwidth = OOD_WIDENING * self._halfwidth
+        if isinstance(self._metamodel, StackedMetamodel):
+            self._ood_halfwidth = extrapolation_halfwidth(
+                self._halfwidth, self._metamodel.top_residuals_, self._metamodel.top_flags_,
+                self.settings.interval)
 
     @property
     def anchor_ids(self) -> list[str]:
@@ -120,11 +132,17 @@ class CondensedBenchmark:
         anchors = outputs.sample_index(self.anchor_ids)
         self._check_compatible(outputs)
         X = anchor_features(outputs, anchors)
-        scores = self._metamodel.predict(X)
-        reasons = self._population.reasons(X, scores)
+        if isinstance(self._metamodel, StackedMetamodel):
+            # out-of-population targets take the stack chosen by the extrapolation CV
+            inside, outside = self._metamodel.predict_both(X)
+            reasons = self._population.reasons(X, outside)
+            scores = np.where([bool(r) for r in reasons], outside, inside)
+        else:
+            scores = self._metamodel.predict(X)
+            reasons = self._population.reasons(X, scores)
         result = []
         for model_id, score, acc, why in zip(outputs.model_ids, scores, X[:, -1], reasons):
-            half = self._halfwidth * (OOD_WIDENING if why else 1.0)
+            half = self._ood_halfwidth if why else self._halfwidth
             result.append(Prediction(str(model_id), float(score), float(score - half),
                                      float(score + half), float(acc), bool(why), why))
         return result
@@ -208,23 +226,82 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
                          f"{references.n_samples}")
     y = references.scores()
     best = None
-    for guiding in settings.guiding:
-        disagreement = scores
-        if disagreement is None and settings.selection != "random":
-            disagreement = disagreement_scores(references.distributions(), settings.score,
-                                               guiding, settings.seed)
-        anchors = select_anchors(references.n_samples, settings.k, settings.selection,
-                                 disagreement, settings.seed, references.groups)
-        X = anchor_features(references, anchors)
-        index, fits, maes = choose_metamodel(list(settings.metamodels), X, y, settings.cv_folds,
+    for kind, score in _selection_candidates(settings):
+        for guiding in (settings.guiding if kind not in ("random", "cluster") else (None,)):
+            disagreement, weights = scores, None
+            if kind == "cluster":
+                anchors, weights = cluster_k(references.correct_filled().T, settings.k,
                                              settings.seed)
-        if best is None or maes[index] < best[0]:
-            best = (maes[index], guiding, settings.metamodels[index], anchors, disagreement,
-                    fits[index])
-    cv_mae, guiding, spec, anchors, disagreement, fitted = best
+            else:
+                if disagreement is None and kind != "random":
+                    disagreement = disagreement_scores(references.distributions(), score,
+                                                       guiding, settings.seed)
+                    if settings.candidates and _degenerate(disagreement):
+                        continue
+                anchors = select_anchors(references.n_samples, settings.k, kind, disagreement,
+                                         settings.seed, references.groups)
+            specs = _prepare_specs(settings.metamodels, references, anchors, weights,
+                                   settings.seed)
+            X = anchor_features(references, anchors)
+            index, fits, maes = choose_metamodel(specs, X, y, settings.cv_folds, settings.seed)
+            if best is None or maes[index] < best[0]:
+                best = (maes[index], guiding, specs[index], anchors, disagreement,
+                        fits[index], kind if kind in ("random", "cluster") else f"{kind}-{score}")
+    if best is None:
+        raise ValueError("every selection candidate was skipped. Fix: add `random` or `cluster`"
+                         " to the candidates")
+    cv_mae, guiding, spec, anchors, disagreement, fitted, selection = best
     shown = disagreement if disagreement is not None else np.zeros(references.n_samples)
+    choice = {"guiding": guiding, "metamodel": spec, "cv_mae": cv_mae}
+    if settings.candidates:
+        choice["selection"] = selection
     return CondensedBenchmark(
-        settings, references.take_samples(anchors),
-        {"guiding": guiding, "metamodel": spec, "cv_mae": cv_mae},
+        settings, references.take_samples(anchors), choice,
         dict(zip(references.sample_ids.tolist(), map(float, shown))), data_hash(references),
         fitted)
+
+
+def _selection_candidates(settings: CondenseSettings) -> list[tuple[str, str]]:
+    """(selection kind, disagreement score) pairs to try."""
+    if not settings.candidates:
+        return [(settings.selection, settings.score)]
+    pairs = []
+    for name in settings.candidates:
+        kind, _, score = name.partition("-")
+        if kind not in ("random", "cluster", "top", "stratified"):
+            raise ValueError(f"unknown selection candidate '{name}'. Fix: use random, cluster, "
+                             "top-pds, top-jsd, stratified-pds or stratified-jsd")
+        pairs.append((kind, score or settings.score))
+    return pairs
+
+
+def _degenerate(scores: np.ndarray) -> bool:
+    """True when most samples tie at the top score (PDS on 0/1 outcomes): top-k is arbitrary."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return bool(np.mean(np.isclose(scores, scores.max())) > 0.5)
+
+
+def _prepare_specs(specs: tuple[dict, ...], references: ModelOutputs, anchors: np.ndarray,
+                   weights: np.ndarray | None, seed: int) -> list[dict]:
+    """Metamodel specs with what they need from the full reference data, as plain JSON.
+
+    gp-IRT needs 2PL item parameters of every sample (fitted here, on the references only), the
+    anchors' weights, and the gold choices to read outcomes from probability signatures.
+    """
+    from disco_ray.irt import gp_irt_setup
+
+    cache: dict[str, dict] = {}
+
+    def prepare(spec: dict) -> dict:
+        spec = dict(spec)
+        if spec.get("regressor") == "gp_irt" and "irt" not in spec:
+            if "irt" not in cache:
+                cache["irt"] = gp_irt_setup(references.correct_filled(), anchors, weights, seed)
+            spec["irt"] = cache["irt"]
+            spec["gold"] = (references.gold[anchors].tolist() if references.has_probs
+                            and references.gold is not None else None)
+        if spec.get("regressor") == "stack":
+            spec["members"] = [prepare(member) for member in spec["members"]]
+        return spec
+
+    return [json.loads(json.dumps(prepare(spec))) for spec in specs]

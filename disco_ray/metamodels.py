@@ -3,6 +3,9 @@
 `SignatureRegressor` reduces the signature with PCA (fitted on reference models only, inside
 `fit`), optionally appends the anchor accuracy, and regresses the score (or its residual from
 the anchor accuracy). `AnchorMean` is the plain mean of outcomes on the anchors.
+`GpIrtRegressor` is tinyBenchmarks' gp-IRT estimate (see `irt`), `HybridRegressor` a ridge plus a
+forest on its residual, and `StackedMetamodel` (DISCO's default) a convex stack of members chosen
+by out-of-fold error, with a second stack for targets beyond the references.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from disco_ray.signatures import split_features
 
 REGRESSORS = ("rf", "knn", "ridge")
+METAMODELS = ("direct", "gp_irt", "hybrid", "stack") + REGRESSORS
 
 
 def make_regressor(name: str, seed: int) -> BaseEstimator:
@@ -85,9 +89,16 @@ class SignatureRegressor(RegressorMixin, BaseEstimator):
 def make_metamodel(spec: dict, seed: int) -> BaseEstimator:
     """A metamodel from its spec: `{"regressor": "direct"}` or SignatureRegressor's arguments."""
     spec = dict(spec)
-    if spec.get("regressor") == "direct":
+    kind = spec.pop("regressor", "rf")
+    if kind == "direct":
         return AnchorMean()
-    return SignatureRegressor(seed=seed, **spec)
+    if kind == "gp_irt":
+        return GpIrtRegressor(**spec)
+    if kind == "hybrid":
+        return HybridRegressor(seed=seed, **spec)
+    if kind == "stack":
+        return StackedMetamodel(seed=seed, **spec)
+    return SignatureRegressor(regressor=kind, seed=seed, **spec)
 
 
 def fit_with_out_of_fold(spec: dict, X: np.ndarray, y: np.ndarray, folds: int,
@@ -97,6 +108,9 @@ def fit_with_out_of_fold(spec: dict, X: np.ndarray, y: np.ndarray, folds: int,
     Random Forests use their out-of-bag predictions (one fit); other metamodels K-fold CV.
     """
     model = make_metamodel(spec, seed)
+    if isinstance(model, (StackedMetamodel, HybridRegressor)):
+        model.fit(X, y)
+        return model, model.oof_
     if isinstance(model, SignatureRegressor) and model.regressor == "rf":
         model.fit(X, y)
         oob = model.model_.oob_prediction_
@@ -118,3 +132,161 @@ def choose_metamodel(candidates: list[dict], X: np.ndarray, y: np.ndarray, folds
     fits = [fit_with_out_of_fold(spec, X, y, folds, seed) for spec in candidates]
     maes = [float(np.mean(np.abs(oof - y))) for _, oof in fits]
     return int(np.argmin(maes)), fits, maes
+
+
+# -- correctness from a signature ----------------------------------------------------------------
+
+def signature_correctness(signature: np.ndarray, gold: list[int] | None) -> np.ndarray:
+    """[M, k] 0/1 outcomes on the anchors from a signature.
+
+    Without `gold` the signature already holds outcomes; with it, the signature holds [M, k*C]
+    probabilities and an anchor counts correct when the gold choice has the strictly highest one.
+    """
+    signature = np.asarray(signature, dtype=np.float64)
+    if gold is None:
+        return signature
+    gold = np.asarray(gold, dtype=np.int64)
+    probs = signature.reshape(signature.shape[0], len(gold), -1)
+    on_gold = np.take_along_axis(probs, gold[None, :, None], axis=2)[:, :, 0]
+    others = probs.copy()
+    np.put_along_axis(others, np.broadcast_to(gold[None, :, None], on_gold.shape + (1,)),
+                      -np.inf, axis=2)
+    return (on_gold > others.max(axis=2)).astype(np.float64)
+
+
+class GpIrtRegressor(RegressorMixin, BaseEstimator):
+    """tinyBenchmarks' gp-IRT estimate, mapped linearly to the full-benchmark score.
+
+    `irt` is `irt.gp_irt_setup(...)` computed on the references' outcomes over all samples (at
+    condense time). gp-IRT estimates a model's mean correctness over the samples in the data;
+    the full-benchmark score may be defined over more samples (Open LLM Leaderboard files hold a
+    pre-selected subset), so `fit` learns `score = alpha + beta * gp_irt` by least squares on
+    the reference models' own gp-IRT estimates (from their anchor outcomes) and full scores.
+    """
+
+    def __init__(self, irt: dict | None = None, gold: list[int] | None = None):
+        self.irt = irt
+        self.gold = gold
+
+    def estimate(self, X: np.ndarray) -> np.ndarray:
+        from disco_ray.irt import gp_irt_predict
+
+        signature, _ = split_features(np.asarray(X, dtype=np.float64))
+        return gp_irt_predict(signature_correctness(signature, self.gold), self.irt)
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "GpIrtRegressor":
+        g = self.estimate(X)
+        design = np.column_stack([np.ones_like(g), g])
+        self.coef_ = np.linalg.lstsq(design, np.asarray(y, dtype=np.float64), rcond=None)[0]
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.coef_[0] + self.coef_[1] * self.estimate(X)
+
+
+class HybridRegressor(RegressorMixin, BaseEstimator):
+    """Ridge on [PCA(signature), accuracy] (extrapolates), plus a Random Forest on its residual.
+
+    Inside the references' range the forest corrects the ridge's curvature; beyond it the forest's
+    correction stays bounded and the linear part carries the extrapolation.
+    """
+
+    def __init__(self, pca: int | None = 256, seed: int = 0, shrink: float = 1.0):
+        self.pca = pca
+        self.seed = seed
+        self.shrink = shrink
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "HybridRegressor":
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        self.linear_ = SignatureRegressor("ridge", self.pca, with_accuracy=True,
+                                          seed=self.seed).fit(X, y)
+        splitter = KFold(n_splits=min(5, len(y)), shuffle=True, random_state=self.seed)
+        linear_oof = cross_val_predict(clone(self.linear_), X, y, cv=splitter)
+        self.forest_ = SignatureRegressor("rf", self.pca, with_accuracy=True,
+                                          seed=self.seed).fit(X, y - linear_oof)
+        self.oof_ = linear_oof + self.shrink * self.forest_.model_.oob_prediction_
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.linear_.predict(X) + self.shrink * self.forest_.predict(X)
+
+
+def _convex_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative weights summing to 1 minimising the squared error of P @ w (stacking)."""
+    from scipy.optimize import minimize
+
+    n = P.shape[1]
+    if n == 1:
+        return np.ones(1)
+    scale = np.mean((P - y[:, None]) ** 2) + 1e-12
+
+    def loss(w):
+        r = P @ w - y
+        return float(r @ r) / len(y) / scale, 2 * (P.T @ r) / len(y) / scale
+
+    result = minimize(loss, np.full(n, 1.0 / n), jac=True, method="SLSQP",
+                      bounds=[(0.0, 1.0)] * n,
+                      constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0,
+                                    "jac": lambda w: np.ones_like(w)}])
+    w = np.clip(result.x, 0.0, None)
+    return w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
+
+
+class StackedMetamodel(RegressorMixin, BaseEstimator):
+    """DISCO's default metamodel: convex stacking of out-of-fold-validated members, with a second
+    stack for targets beyond the references (chosen by an extrapolation CV inside the references).
+
+    fit(X, y), on reference models only:
+      * every member's out-of-fold predictions (K-fold; RF out-of-bag) -> convex weights `weights_`
+        minimising their squared error (the in-population stack) and its OOF residuals `oof_`;
+      * extrapolation CV: the strongest `top_fraction` of the references are held out, every
+        member is fitted on the rest and predicts them -> convex weights `top_weights_` (the
+        out-of-population stack) and residuals `top_residuals_` used to calibrate intervals of
+        targets flagged out of population; `top_flags_` say which of them the population check,
+        fitted on the remaining references, flags.
+    """
+
+    def __init__(self, members: tuple = (), folds: int = 5, seed: int = 0,
+                 top_fraction: float = 0.1):
+        self.members = members
+        self.folds = folds
+        self.seed = seed
+        self.top_fraction = top_fraction
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "StackedMetamodel":
+        from disco_ray.uncertainty import PopulationCheck
+
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        fits = [fit_with_out_of_fold(spec, X, y, self.folds, self.seed) for spec in self.members]
+        self.models_ = [model for model, _ in fits]
+        oof = np.column_stack([pred for _, pred in fits])
+        self.member_oof_mae_ = np.mean(np.abs(oof - y[:, None]), axis=0).tolist()
+        self.weights_ = _convex_weights(oof, y)
+        self.oof_ = oof @ self.weights_
+        # extrapolation CV: hold out the strongest references, predict them from the rest
+        n_top = max(2, int(round(self.top_fraction * len(y))))
+        order = np.argsort(y, kind="stable")
+        inner, top = np.sort(order[:-n_top]), np.sort(order[-n_top:])
+        self.top_weights_ = self.weights_
+        self.top_residuals_ = None
+        self.top_flags_ = None
+        if len(inner) >= 5:
+            P = np.column_stack([make_metamodel(spec, self.seed).fit(X[inner], y[inner])
+                                 .predict(X[top]) for spec in self.members])
+            self.top_weights_ = _convex_weights(P, y[top])
+            self.top_member_mae_ = np.mean(np.abs(P - y[top, None]), axis=0).tolist()
+            check = PopulationCheck.fit(X[inner], y[inner])
+            predicted = P @ self.top_weights_
+            self.top_flags_ = np.array([bool(r) for r in check.reasons(X[top], predicted)])
+            self.top_residuals_ = predicted - y[top]
+        return self
+
+    def predict_both(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(in-population stack, out-of-population stack) predictions."""
+        P = np.column_stack([model.predict(X) for model in self.models_])
+        return P @ self.weights_, P @ self.top_weights_
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.predict_both(X)[0]

@@ -2,6 +2,18 @@
 
 Every preset is a function of k and seed returning `CondenseSettings`. Settings inside `disco`
 that have several candidates are chosen by cross-validation over the reference models only.
+
+Baselines: `random_direct` (plain mean on random anchors), `random_rf` (random anchors +
+signature + RF), `gp_irt` (tinyBenchmarks: anchor-corr clustered anchors + gp-IRT, mapped to the
+full score by a linear fit on the references), `random_gp_irt` (random anchors + gp-IRT), and
+the paper's DISCO variants (`pds`/`jsd` x `knn`/`rf`).
+
+`disco`: anchors chosen among JSD top-k, PDS top-k (skipped where degenerate, i.e. on 0/1
+outcomes), clustered and random by the stack's out-of-fold MAE; metamodel = convex stack
+(weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT, ridge on the signature,
+ridge + RF on its residual, RF and kNN; targets flagged out of population are predicted by a
+second stack whose weights minimise the error on the strongest references held out in turn,
+and get intervals calibrated on that extrapolation CV.
 """
 
 from __future__ import annotations
@@ -11,19 +23,25 @@ from disco_ray.condensed import CondenseSettings
 
 RF = {"regressor": "rf", "pca": 256}
 KNN = {"regressor": "knn", "pca": 256}
+GP_IRT = {"regressor": "gp_irt"}
+RIDGE = {"regressor": "ridge", "pca": 256, "with_accuracy": True}
+HYBRID = {"regressor": "hybrid", "pca": 256}
+DIRECT = {"regressor": "direct"}
+STACK = {"regressor": "stack",
+         "members": [DIRECT, GP_IRT, RIDGE, HYBRID, {**RF, "with_accuracy": True}, KNN]}
 
 _BASE: dict[str, CondenseSettings] = {
-    "random_direct": CondenseSettings(selection="random", metamodels=({"regressor": "direct"},)),
+    "random_direct": CondenseSettings(selection="random", metamodels=(DIRECT,)),
     "random_rf": CondenseSettings(selection="random", metamodels=(RF,)),
+    "gp_irt": CondenseSettings(selection="cluster", metamodels=(GP_IRT,)),
+    "random_gp_irt": CondenseSettings(selection="random", metamodels=(GP_IRT,)),
     "pds_knn": CondenseSettings(score="pds", metamodels=(KNN,)),
     "pds_rf": CondenseSettings(score="pds", metamodels=(RF,)),
     "jsd_knn": CondenseSettings(score="jsd", metamodels=(KNN,)),
     "jsd_rf": CondenseSettings(score="jsd", metamodels=(RF,)),
     "disco": CondenseSettings(
-        score="pds",
-        metamodels=(RF, {"regressor": "ridge", "pca": 256, "with_accuracy": True},
-                    {"regressor": "rf", "pca": 256, "with_accuracy": True, "residual": True},
-                    KNN)),
+        score="jsd", candidates=("top-jsd", "top-pds", "cluster", "random"),
+        metamodels=(STACK,)),
 }
 
 METHODS: tuple[str, ...] = tuple(_BASE)
@@ -35,4 +53,3 @@ def method_settings(name: str, k: int, seed: int = 0) -> CondenseSettings:
     if name not in _BASE:
         raise ValueError(f"unknown method '{name}'. Fix: use one of {', '.join(METHODS)}")
     return replace(_BASE[name], k=k, seed=seed)
-

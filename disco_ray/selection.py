@@ -1,4 +1,9 @@
-"""Anchor selection: top-k by score, stratified by group, or random; always seeded."""
+"""Anchor selection: top-k by score, stratified by group, random, or clustered; always seeded.
+
+`cluster` is tinyBenchmarks' anchor-corr: k-means on the items' embeddings (their correctness
+columns over the reference models), anchor = the item nearest each centroid, weight = the
+cluster's share of the items.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-SelectionKind = Literal["top", "stratified", "random"]
+SelectionKind = Literal["top", "stratified", "random", "cluster"]
 
 
 def _check_k(k: int, n: int) -> None:
@@ -55,4 +60,33 @@ def select_anchors(n_samples: int, k: int, kind: SelectionKind, scores: np.ndarr
             raise ValueError("stratified selection needs groups (subjects) for every sample. "
                              "Fix: give `groups` in the outputs or use selection 'top'")
         return stratified_top_k(np.asarray(scores), groups, k)
-    raise ValueError(f"unknown selection '{kind}'. Fix: use top, stratified or random")
+    raise ValueError(f"unknown selection '{kind}'. Fix: use top, stratified, random or cluster "
+                     "(cluster: `cluster_k`)")
+
+
+def cluster_k(embedding: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(anchors, weights): k-means on [N, d] item embeddings; the item nearest each centroid.
+
+    Weights are cluster sizes / N, aligned with the (sorted) anchors; they sum to 1.
+    """
+    from sklearn.cluster import KMeans
+
+    embedding = np.asarray(embedding, dtype=np.float64)
+    n = len(embedding)
+    _check_k(k, n)
+    if k == n:
+        return np.arange(n), np.full(n, 1.0 / n)
+    km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(embedding)
+    distance = ((embedding[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1) \
+        if n * k * embedding.shape[1] < 5e7 else km.transform(embedding) ** 2
+    chosen, taken = [], np.zeros(n, dtype=bool)
+    sizes = np.bincount(km.labels_, minlength=k).astype(np.float64)
+    for c in np.argsort(-sizes, kind="stable"):          # big clusters choose first
+        order = np.argsort(distance[:, c], kind="stable")
+        item = next(i for i in order if not taken[i])
+        taken[item] = True
+        chosen.append((item, sizes[c]))
+    chosen.sort()
+    anchors = np.array([i for i, _ in chosen], dtype=np.int64)
+    weights = np.array([w for _, w in chosen]) / n
+    return anchors, weights / weights.sum()

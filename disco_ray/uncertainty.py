@@ -1,4 +1,13 @@
-"""Prediction intervals (split-conformal on out-of-fold residuals) and out-of-population checks."""
+"""Prediction intervals (split-conformal on out-of-fold residuals) and out-of-population checks.
+
+In-population targets get the split-conformal half-width of the references' out-of-fold
+residuals. Targets flagged out of population get a half-width calibrated by an extrapolation
+cross-validation inside the references (`StackedMetamodel`: the strongest references are held out
+in turn, predicted from the others, and the same population check is applied to them): the
+conformal quantile of the flagged ones' residuals. Where that CV is too small to calibrate (fewer
+than `MIN_CALIBRATION` flagged references) the half-width is the largest of that quantile,
+`OOD_WIDENING` x the in-population half-width, and the worst extrapolation residual seen.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ from disco_ray.signatures import split_features
 
 OOD_QUANTILE = 0.99
 OOD_WIDENING = 2.0
+MIN_CALIBRATION = 10
 
 
 def conformal_halfwidth(residuals: np.ndarray, level: float) -> float:
@@ -20,6 +30,19 @@ def conformal_halfwidth(residuals: np.ndarray, level: float) -> float:
     n = len(scores)
     rank = int(np.ceil((n + 1) * level))
     return float(scores[min(rank, n) - 1])
+
+
+def extrapolation_halfwidth(in_population: float, residuals: np.ndarray | None,
+                            flags: np.ndarray | None, level: float) -> float:
+    """Half-width for out-of-population targets, calibrated on the extrapolation CV's residuals."""
+    if residuals is None or len(residuals) == 0:
+        return OOD_WIDENING * in_population
+    residuals = np.abs(np.asarray(residuals, dtype=np.float64))
+    flagged = residuals[np.asarray(flags, dtype=bool)] if flags is not None else residuals
+    if len(flagged) >= MIN_CALIBRATION:
+        return max(in_population, conformal_halfwidth(flagged, level))
+    return max(OOD_WIDENING * in_population, conformal_halfwidth(residuals, level),
+               float(residuals.max()))
 
 
 @dataclass
