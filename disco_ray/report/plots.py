@@ -1,0 +1,141 @@
+"""The report's figures, rendered to PNG bytes with matplotlib's Agg canvas (no pyplot state)."""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+TARGET = "#1f77b4"
+OUT_OF_POPULATION = "#d62728"
+REFERENCE = "#9e9e9e"
+ANCHOR = "#ff7f0e"
+METHOD_LABELS = {"disco": "DISCO (disco_ray stack)", "pds_rf": "DISCO: PDS top-k + RF",
+                 "random_rf": "random samples + RF", "random_direct": "random samples, mean"}
+
+
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _percent(values: Sequence[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else 100 * v for v in values], dtype=np.float64)
+
+
+def prediction_plot(predictions: list[dict], reference_scores: np.ndarray | None) -> bytes:
+    """Predicted vs true score with 90% intervals (or intervals alone when no true scores)."""
+    if any(p.get("true_score") is not None for p in predictions):
+        return _scatter(predictions, reference_scores)
+    return _intervals(predictions, reference_scores)
+
+
+def _errorbars(ax: Axes, x: np.ndarray, y: np.ndarray, lower: np.ndarray,
+               upper: np.ndarray, flagged: np.ndarray, horizontal: bool = False) -> None:
+    for mask, color, label in ((~flagged, TARGET, "target"),
+                               (flagged, OUT_OF_POPULATION, "out of population")):
+        if not mask.any():
+            continue
+        err = np.vstack([y[mask] - lower[mask], upper[mask] - y[mask]])
+        if horizontal:
+            ax.errorbar(y[mask], x[mask], xerr=err, fmt="o", color=color, capsize=3, label=label)
+        else:
+            ax.errorbar(x[mask], y[mask], yerr=err, fmt="o", color=color, capsize=3, label=label)
+
+
+def _free_side(x: float, y: float, xs: np.ndarray, ys: np.ndarray, reach: float = 12) -> int:
+    """+1 (right) or -1 (left): the side of (x, y) with fewer points nearby, for a label."""
+    near = np.abs(ys - y) < reach / 2
+    right = np.sum(near & (xs > x) & (xs < x + reach))
+    left = np.sum(near & (xs < x) & (xs > x - reach))
+    return 1 if right <= left else -1
+
+
+def _scatter(predictions: list[dict], reference_scores: np.ndarray | None) -> bytes:
+    rows = [p for p in predictions if p.get("true_score") is not None]
+    true, pred = _percent([p["true_score"] for p in rows]), _percent([p["score"] for p in rows])
+    lower, upper = _percent([p["lower"] for p in rows]), _percent([p["upper"] for p in rows])
+    flagged = np.array([bool(p["out_of_population"]) for p in rows])
+    fig, ax = _figure(6.4, 5.6)
+    if reference_scores is not None:
+        ax.axvspan(100 * reference_scores.min(), 100 * reference_scores.max(), color=REFERENCE,
+                   alpha=0.15, label="references' true-score range")
+    _errorbars(ax, true, pred, lower, upper, flagged)
+    for row, x, y in zip(rows, true, pred):
+        if row["out_of_population"]:
+            side = _free_side(x, y, true, pred)
+            ax.annotate(row["model_id"], (x, y), textcoords="offset points", xytext=(8 * side, 4),
+                        ha="left" if side > 0 else "right", fontsize=8, color=OUT_OF_POPULATION,
+                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                              "alpha": 0.8})
+    span = np.concatenate([true, pred])
+    low, high = max(np.floor(np.nanmin(span) - 5), -2), min(np.ceil(np.nanmax(span) + 5), 102)
+    ax.plot([low, high], [low, high], "--", color="black", lw=1, label="y = x")
+    ax.set(xlim=(low, high), ylim=(low, high), xlabel="true score on the full benchmark (%)",
+           ylabel="predicted score (%)", title="Predicted vs true score (90% intervals)")
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    return _png(fig)
+
+
+def _intervals(predictions: list[dict], reference_scores: np.ndarray | None) -> bytes:
+    order = sorted(predictions, key=lambda p: p["score"])
+    pred = _percent([p["score"] for p in order])
+    lower, upper = _percent([p["lower"] for p in order]), _percent([p["upper"] for p in order])
+    flagged = np.array([bool(p["out_of_population"]) for p in order])
+    fig, ax = _figure(6.4, 1.2 + 0.35 * len(order))
+    if reference_scores is not None:
+        ax.axvspan(100 * reference_scores.min(), 100 * reference_scores.max(), color=REFERENCE,
+                   alpha=0.15, label="references' score range")
+    _errorbars(ax, np.arange(len(order)), pred, lower, upper, flagged, horizontal=True)
+    ax.set_yticks(np.arange(len(order)), [p["model_id"] for p in order], fontsize=8)
+    ax.set(xlabel="predicted score (%)", title="Predicted scores (90% intervals)")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def curve_plot(curve: pd.DataFrame, run_k: int, run_cv_mae_pp: float | None) -> bytes:
+    """MAE against the number of anchors per method, with the run's own out-of-fold MAE."""
+    fig, ax = _figure(6.4, 4.4)
+    for method, rows in curve.groupby("method", sort=False):
+        ax.errorbar(rows["k"], rows["mae_pp"], yerr=rows["mae_pp_std"], marker="o", capsize=3,
+                    label=METHOD_LABELS.get(method, method))
+    if run_cv_mae_pp is not None:
+        ax.plot([run_k], [run_cv_mae_pp], marker="*", markersize=14, color="black",
+                linestyle="none", label="this run's configuration (out-of-fold)")
+    ax.set_xscale("log")
+    ks = sorted(set(curve["k"]) | {run_k})
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_ylim(bottom=0)
+    ax.set(xlabel="number of anchors k", ylabel="MAE on held-out references (pp)",
+           title="Error against the number of anchors")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def disagreement_plot(scores: np.ndarray, anchor_mask: np.ndarray, score_name: str) -> bytes:
+    """Histogram of per-sample disagreement with the anchors' share of each bin."""
+    fig, ax = _figure(6.4, 4.0)
+    bins = np.histogram_bin_edges(scores, bins=40)
+    ax.hist(scores, bins=bins, color=REFERENCE, label=f"all samples ({len(scores)})")
+    ax.hist(scores[anchor_mask], bins=bins, color=ANCHOR,
+            label=f"anchors ({int(anchor_mask.sum())})")
+    ax.set(xlabel=f"{score_name} over the reference models (higher = more disagreement)",
+           ylabel="samples", title="Where the anchors lie in the disagreement "
+                                                 "distribution")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)

@@ -1,0 +1,105 @@
+"""The per-model table and the run's headline numbers, as data and as plain text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from disco_ray.report.data import RunOutput, load_run
+
+REPORT_NAME = "report.html"
+FLAG = "OUT OF POPULATION"
+
+
+def model_rows(predictions: list[dict]) -> list[dict]:
+    """One row per target: scores in %, error = predicted - true in pp (None without truth)."""
+    rows = []
+    for p in predictions:
+        true = p.get("true_score")
+        rows.append({
+            "model": p["model_id"], "predicted": 100 * p["score"], "lower": 100 * p["lower"],
+            "upper": 100 * p["upper"], "true": None if true is None else 100 * true,
+            "error": None if true is None else 100 * (p["score"] - true),
+            "anchor_accuracy": 100 * p["anchor_accuracy"],
+            "out_of_population": bool(p["out_of_population"]), "reason": p.get("reason") or ""})
+    return rows
+
+
+def accuracy_summary(rows: list[dict]) -> dict | None:
+    """MAE (pp) over targets with true scores, in population too, and interval coverage."""
+    known = [r for r in rows if r["true"] is not None]
+    if not known:
+        return None
+    inside = [r for r in known if not r["out_of_population"]]
+    covered = sum(r["lower"] <= r["true"] <= r["upper"] for r in known)
+    return {"n": len(known), "mae_pp": float(np.mean([abs(r["error"]) for r in known])),
+            "n_in_population": len(inside),
+            "mae_in_population_pp": float(np.mean([abs(r["error"]) for r in inside]))
+            if inside else None,
+            "covered": int(covered)}
+
+
+def accuracy_line(summary: dict | None) -> str:
+    """'MAE 2.1 pp on 10 targets with true scores (...)', or '' without true scores."""
+    if summary is None:
+        return ""
+    within = ""
+    if summary["mae_in_population_pp"] is not None and summary["n_in_population"] < summary["n"]:
+        within = (f", {summary['mae_in_population_pp']:.1f} pp on the "
+                  f"{summary['n_in_population']} in population")
+    return (f"MAE {summary['mae_pp']:.1f} pp on {summary['n']} targets with true scores{within};"
+            f" {summary['covered']}/{summary['n']} true scores inside their 90% interval")
+
+
+def cost_line(run: dict) -> str:
+    """The share of a full evaluation that the targets cost."""
+    share = run.get("cost_share")
+    if share is None:
+        return "Cost: no targets were predicted"
+    return (f"Cost: {100 * share:.1f}% of a full evaluation of every target ({run.get('k')} of "
+            f"{run.get('n_samples')} samples per target)")
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def text_table(rows: list[dict]) -> list[str]:
+    """Fixed-width lines: model, predicted, 90% interval, true, error, flag."""
+    width = max([len("model")] + [len(r["model"]) for r in rows])
+    lines = [f"{'model':<{width}}  {'predicted':>9}  {'90% interval':>16}  {'true':>7}  "
+             f"{'error':>6}  flag"]
+    for r in rows:
+        interval = f"[{r['lower']:.1f}, {r['upper']:.1f}]"
+        lines.append(f"{r['model']:<{width}}  {_fmt(r['predicted'], '.1f', '%'):>9}  "
+                     f"{interval:>16}  {_fmt(r['true'], '.1f', '%'):>7}  "
+                     f"{_fmt(r['error'], '+.1f'):>6}  "
+                     f"{FLAG if r['out_of_population'] else ''}".rstrip())
+    return lines
+
+
+def summary_lines(result: RunOutput) -> list[str]:
+    """The plain-text summary of a run (see `summary_table`)."""
+    rows = model_rows(result.predictions)
+    lines = text_table(rows)
+    flagged = [r for r in rows if r["out_of_population"]]
+    if flagged:
+        lines += ["", "Out of population (prediction less reliable, interval widened):"]
+        lines += [f"  {r['model']}: {r['reason']}" for r in flagged]
+    lines.append("")
+    accuracy = accuracy_line(accuracy_summary(rows))
+    if accuracy:
+        lines.append(accuracy)
+    lines.append(cost_line(result.run))
+    if result.run.get("failed"):
+        lines.append(f"Failed models: {', '.join(result.run['failed'])} (see run.json)")
+    report = result.output_dir / REPORT_NAME
+    if report.is_file():
+        lines.append(f"Report: {report}")
+    return lines
+
+
+def summary_table(output_dir: str | Path) -> str:
+    """Plain-text table of a finished run for the terminal: scores in %, errors in pp."""
+    return "\n".join(summary_lines(load_run(output_dir)))

@@ -1,0 +1,119 @@
+"""The run report: embedded figures that decode, the per-model table, the text summary, and a
+headless-browser check (skipped without Chromium)."""
+
+import base64
+import io
+import json
+import re
+import shutil
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from disco_ray.condensed import condense
+from disco_ray.io import write_outputs
+from disco_ray.methods import method_settings
+from disco_ray.report import summary_table, write_report
+from disco_ray.report.browser import check_in_browser, find_chromium
+from helpers import synthetic_population
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+K = 12
+
+
+def make_run_dir(out, with_true: bool = True):
+    """An output directory honoring docs/pipeline_contract.md, from a synthetic population."""
+    population = synthetic_population(46, 60, seed=2)
+    target_index = np.arange(5, 46, 8)
+    refs = population.take_models(np.setdiff1d(np.arange(46), target_index))
+    targets = population.take_models(target_index)
+    for i, model_id in enumerate(refs.model_ids):
+        write_outputs(refs.take_models([i]), out / "outputs" / "references" / f"{model_id}.parquet")
+    bench = condense(refs, method_settings("pds_rf", K, 0))
+    bench.save(out / "condensed")
+    truth = targets.scores() if with_true else [None] * targets.n_models
+    predictions = [{**asdict(p), "true_score": None if t is None else float(t)}
+                   for p, t in zip(bench.predict(targets), truth)]
+    predictions[0].update(out_of_population=True, reason="anchor accuracy above the references'")
+    (out / "predictions.json").write_text(json.dumps(predictions))
+    run = {"name": "synthetic", "config": {"condense": {"k": K, "method": "pds_rf", "seed": 0}},
+           "timings_s": {"evaluate_full": 3.5, "condense": 0.4}, "n_references": refs.n_models,
+           "n_targets": targets.n_models, "n_samples": 60, "k": K, "cost_share": K / 60,
+           "failed": {"broken-model": "RuntimeError: boom"}}
+    (out / "run.json").write_text(json.dumps(run))
+    return out, predictions
+
+
+def embedded_pngs(html: str) -> list[bytes]:
+    return [base64.b64decode(data)
+            for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out, predictions = make_run_dir(tmp_path_factory.mktemp("run"))
+    path = write_report(out, curve_seeds=1)
+    return out, path, predictions
+
+
+def test_report_embeds_three_decodable_figures(report):
+    _, path, _ = report
+    html = path.read_text()
+    images = embedded_pngs(html)
+    assert len(images) == 3
+    for png in images:
+        assert png.startswith(PNG_MAGIC)
+        height, width = imread(io.BytesIO(png)).shape[:2]
+        assert height > 100 and width > 100
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+
+
+def test_report_table_and_files(report):
+    out, path, predictions = report
+    html = path.read_text()
+    for p in predictions:
+        assert f"<td class='name'>{p['model_id']}</td>" in html
+    flagged = sum(p["out_of_population"] for p in predictions)
+    assert flagged >= 1 and html.count("<tr class='ood'>") == flagged
+    assert "anchor accuracy above the references&#x27;" in html
+    assert "broken-model" in html and "cross-validated on the" in html.lower()
+    saved = json.loads((out / "report.json").read_text())
+    assert len(saved["models"]) == len(predictions) and saved["anchor_curve"]
+    assert saved["facts"]["k"] == K and (out / "predictions.csv").is_file()
+
+
+def test_summary_table(report):
+    out, path, predictions = report
+    lines = summary_table(out).splitlines()
+    assert lines[0].split() == ["model", "predicted", "90%", "interval", "true", "error", "flag"]
+    rows = {line.split()[0]: line for line in lines[1:len(predictions) + 1]}
+    assert set(rows) == {p["model_id"] for p in predictions}
+    for p in predictions:
+        line = rows[p["model_id"]]
+        assert f"{100 * p['score']:.1f}%" in line and f"{100 * p['true_score']:.1f}%" in line
+        assert line.endswith("OUT OF POPULATION") == p["out_of_population"]
+    assert any(line.startswith("MAE ") for line in lines)
+    assert f"Cost: {100 * K / 60:.1f}% of a full evaluation" in summary_table(out)
+    assert lines[-1] == f"Report: {path}"
+
+
+def test_report_without_reference_outputs_or_true_scores(report, tmp_path):
+    out, predictions = make_run_dir(tmp_path, with_true=False)
+    shutil.rmtree(out / "outputs")
+    html = write_report(out).read_text()
+    assert len(embedded_pngs(html)) == 2  # predicted intervals + disagreement; no curve
+    assert "Predicted scores" in html and "not computed" in html
+    first_row = summary_table(out).splitlines()[1].split()
+    assert first_row[4] == "-" and first_row[5] == "-"
+
+
+@pytest.mark.skipif(find_chromium() is None,
+                    reason="no chromium executable (apt-get install chromium) to render the report")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    _, path, _ = report
+    check = check_in_browser(path, screenshot=tmp_path / "report.png")
+    assert check.ok and check.images_total == 3
+    pixels = imread(check.screenshot)
+    assert pixels.shape[0] > 500 and pixels[..., :3].std() > 0.05
