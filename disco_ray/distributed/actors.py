@@ -1,0 +1,76 @@
+"""One Ray actor per model: load its backend once, then score batches of the task's samples.
+
+The actor process lives for one model only (the scheduler kills it when the model is done): GPU
+memory is reliably freed only when the process exits. Batches of samples come as arguments of
+each call (from the object store, shared by all actors), so a restarted actor needs nothing
+but its spec.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from disco_ray.backends.base import Backend, ModelSpec, load_backend
+from disco_ray.tasks.base import MCSample
+
+if TYPE_CHECKING:  # the actor's module stays light: workers import it
+    from disco_ray.config import ResourcesConfig
+
+Loader = Callable[[ModelSpec], Backend]
+GPU_BACKENDS = ("vllm", "hf")
+
+
+class ModelActor:
+    """Hosts one model. Wrapped with `ray.remote` by the scheduler.
+
+    Args:
+        spec: the model to load.
+        loader: how to load the backend (default: the registry's `load_backend`).
+    """
+
+    def __init__(self, spec: ModelSpec, loader: Loader | None = None) -> None:
+        start = time.perf_counter()
+        self.backend = (loader or load_backend)(spec)
+        self.load_s = time.perf_counter() - start
+
+    def placement(self) -> dict[str, Any]:
+        """Where this actor runs and how long its model took to load."""
+        import ray
+
+        context = ray.get_runtime_context()
+        return {"node_id": context.get_node_id(), "actor_id": context.get_actor_id(),
+                "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "pid": os.getpid(),
+                "load_s": self.load_s}
+
+    def score(self, samples: Sequence[MCSample]) -> tuple[list[np.ndarray], float]:
+        """Per-choice log-likelihoods of `samples`, and the seconds it took."""
+        began = time.perf_counter()
+        values = self.backend.loglikelihoods(samples)
+        return [np.asarray(v, dtype=np.float64) for v in values], time.perf_counter() - began
+
+
+def gpus_per_model(spec: ModelSpec, requested: float | str, cluster_has_gpus: bool) -> float:
+    """GPUs for one model's actor.
+
+    `auto`: vLLM always gets `tensor_parallel_size`; a model on `device: cuda*` too; hf on
+    `device: auto` gets them when the cluster has GPUs; everything else runs on CPUs.
+    """
+    if requested != "auto":
+        return float(requested)
+    if spec.backend == "vllm" or spec.device.startswith("cuda"):
+        return float(spec.tensor_parallel_size)
+    if spec.device == "auto" and spec.backend in GPU_BACKENDS and cluster_has_gpus:
+        return float(spec.tensor_parallel_size)
+    return 0.0
+
+
+def actor_options(spec: ModelSpec, resources: "ResourcesConfig",
+                  cluster_has_gpus: bool) -> dict[str, Any]:
+    """`ray.remote` options of a model's actor: resources and crash retries."""
+    return {"num_cpus": resources.cpus_per_model,
+            "num_gpus": gpus_per_model(spec, resources.gpus_per_model, cluster_has_gpus),
+            "max_restarts": resources.max_retries, "max_task_retries": resources.max_retries}

@@ -1,0 +1,93 @@
+"""Per-model output parts that double as a cache.
+
+Each model's outputs are one Parquet part (`disco_ray.io` format) written atomically, so an
+interrupted run leaves whole parts only. The part also stores a cache key (sha256 of the model
+spec, the task name and metric, the content of the scored samples and the choice count); a rerun
+with the same output directory reuses every part whose key still matches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from disco_ray.backends.base import ModelSpec
+from disco_ray.io import atomic_path, read_parquet
+from disco_ray.io.parquet import outputs_table
+from disco_ray.outputs import ModelOutputs, OutputsError
+from disco_ray.tasks.base import Task
+
+CACHE_KEY = b"disco_ray_cache_key"
+
+
+def samples_hash(task: Task) -> str:
+    """sha256 of everything a backend sees of the task's samples, in order."""
+    digest = hashlib.sha256()
+    for s in task.samples:
+        record = [s.sample_id, s.context, s.choices, s.choice_contexts, s.gold, s.group]
+        digest.update(json.dumps(record).encode())
+        if s.inputs is not None:
+            digest.update(np.ascontiguousarray(s.inputs).tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(spec: ModelSpec, task: Task, n_choices: int) -> str:
+    """The key of one model's outputs on `task` (padded to `n_choices` choices)."""
+    record = {"spec": dataclasses.asdict(spec), "task": task.name, "metric": task.metric,
+              "samples": samples_hash(task), "n_choices": n_choices}
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class OutputCache:
+    """A directory of per-model parts: `<directory>/<model>.parquet`."""
+
+    directory: Path
+
+    def part(self, model: str) -> Path:
+        """The part file of `model` (characters unsafe in file names become `_`)."""
+        return self.directory / f"{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.parquet"
+
+    def has(self, model: str, key: str) -> bool:
+        """True if `model`'s part exists and was computed under `key`."""
+        path = self.part(model)
+        if not path.is_file():
+            return False
+        try:
+            metadata = pq.read_schema(path).metadata or {}
+        except OSError:
+            return False
+        return metadata.get(CACHE_KEY) == key.encode()
+
+    def write(self, outputs: ModelOutputs, key: str) -> Path:
+        """Write one model's outputs with its key, atomically."""
+        table = outputs_table(outputs)
+        table = table.replace_schema_metadata({**table.schema.metadata, CACHE_KEY: key.encode()})
+        path = self.part(str(outputs.model_ids[0]))
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+        return path
+
+
+def read_parts(paths: Sequence[Path]) -> ModelOutputs:
+    """The outputs in `paths` (one or more models each, same samples) as one table."""
+    parts = [read_parquet(Path(p)) for p in paths]
+    if not parts:
+        raise OutputsError("no output parts to read. Fix: evaluate at least one model")
+    first = parts[0]
+    for path, part in zip(paths[1:], parts[1:]):
+        if not np.array_equal(part.sample_ids, first.sample_ids):
+            raise OutputsError(f"{path}: field 'sample_ids' differs from {paths[0]}'s. Fix: "
+                               "evaluate every model on the same samples")
+    probs = np.concatenate([p.probs for p in parts]) if first.has_probs else None
+    return ModelOutputs(np.concatenate([p.model_ids for p in parts]), first.sample_ids,
+                        np.concatenate([p.correct for p in parts]), probs=probs, gold=first.gold,
+                        groups=first.groups, source=str(Path(paths[0]).parent))

@@ -1,0 +1,30 @@
+"""The Ray session a pipeline run uses: an existing one, a cluster address, or a local Ray."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, num_cpus: int | None, quiet: bool) -> Iterator[None]:
+    """Use the current Ray session if there is one; else connect to `address` or start a local
+    Ray in-process (`address` None or "local"), and shut it down afterwards."""
+    import ray
+    from ray.data import DataContext
+
+    if quiet:
+        DataContext.get_current().enable_progress_bars = False
+    if ray.is_initialized():
+        yield
+        return
+    kwargs = {"address": address or "local", "log_to_driver": not quiet,
+              "logging_level": logging.WARNING if quiet else logging.INFO}
+    if kwargs["address"] == "local":
+        kwargs.update(num_cpus=num_cpus, include_dashboard=False)
+    ray.init(**kwargs)
+    try:
+        yield
+    finally:
+        ray.shutdown()

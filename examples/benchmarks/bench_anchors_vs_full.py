@@ -1,0 +1,56 @@
+"""Cost of the online phase: one checkpoint on k anchors vs on the full benchmark (N samples).
+
+The same backend (hf, tiny GPT-2 on CPU) runs both through the scheduler, side by side in this
+one process. Reported: scoring time with model loading excluded (target speed-up >= 0.8 x N/k),
+and end to end (actor start, model load, scoring) beside it.
+
+    python examples/benchmarks/bench_anchors_vs_full.py [--samples 2000] [--k 100] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from pathlib import Path
+
+from bench_common import (arithmetic_task, load_average, local_ray, tiny_checkpoints,
+                          timed_evaluation)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--dims", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="alternating measurements per setting; the fastest scoring is used")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    task = arithmetic_task(args.samples)
+    anchors = task.subset(sorted(random.Random(0).sample(task.sample_ids, args.k)))
+    sets = {"full": task.samples, "anchors": anchors.samples}
+    best: dict[str, tuple[float, float, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, local_ray(1):
+        specs = tiny_checkpoints(Path(tmp), 1, args.layers, args.dims)
+        for _ in range(args.repeats):
+            for label, samples in sets.items():
+                wall, (run,) = timed_evaluation(specs, samples)
+                print(f"{label:>7}: {len(samples):5d} samples  scoring {run.score_s:6.2f} s  "
+                      f"model load {run.load_s:5.2f} s  end to end {wall:6.2f} s", flush=True)
+                best[label] = min(best.get(label, (wall, run.load_s, run.score_s)),
+                                  (wall, run.load_s, run.score_s), key=lambda t: t[2])
+    (full_wall, _, full_score), (anchor_wall, _, anchor_score) = best["full"], best["anchors"]
+    scoring, end_to_end = full_score / anchor_score, full_wall / anchor_wall
+    n, k = len(task.samples), len(anchors.samples)
+    print(f"best of {args.repeats}: N/k = {n}/{k} = {n / k:.1f}; scoring speed-up (loading "
+          f"excluded) {scoring:.1f}x = {scoring / (n / k):.2f} x N/k (target >= 0.8); "
+          f"end-to-end speed-up {end_to_end:.1f}x; load average {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
