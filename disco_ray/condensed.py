@@ -23,8 +23,8 @@ from disco_ray.metamodels import StackedMetamodel, choose_metamodel, fit_with_ou
 from disco_ray.outputs import ModelOutputs, OutputsError
 from disco_ray.selection import cluster_k, select_anchors
 from disco_ray.signatures import anchor_features
-from disco_ray.uncertainty import (OOD_WIDENING, PopulationCheck, conformal_halfwidth,
-                                  extrapolation_halfwidth)
+from disco_ray.uncertainty import (OOD_WIDENING, ExtrapolationInterval, PopulationCheck,
+                                  conformal_halfwidth)
 
 FORMAT_VERSION = 1
 MANIFEST = "condensed.json"
@@ -113,11 +113,18 @@ class CondensedBenchmark:
         self._metamodel, oof = self.fitted
         self._halfwidth = conformal_halfwidth(oof - y, self.settings.interval)
         self._population = PopulationCheck.fit(X, y)
-        self._ood_halfwidth = OOD_WIDENING * self._halfwidth
+        self._extrapolation = None
+        self._spread_scale = None
         if isinstance(self._metamodel, StackedMetamodel):
-            self._ood_halfwidth = extrapolation_halfwidth(
-                self._halfwidth, self._metamodel.top_residuals_, self._metamodel.top_flags_,
-                self.settings.interval)
+            if self._metamodel.spread_oof_ is not None:
+                # normalised conformal: |residual| / (IRT posterior spread of the score)
+                self._spread_scale = conformal_halfwidth(
+                    (self._metamodel.ood_oof_ - y) / self._metamodel.spread_oof_,
+                    self.settings.interval)
+            self._extrapolation = ExtrapolationInterval.fit(
+                self._metamodel.ood_oof_ - y, self._metamodel.top_residuals_,
+                self._metamodel.top_excess_, self.settings.interval,
+                self._metamodel.ood_is_unbiased_mean_)
 
     @property
     def anchor_ids(self) -> list[str]:
@@ -136,13 +143,23 @@ class CondensedBenchmark:
             # out-of-population targets take the stack chosen by the extrapolation CV
             inside, outside = self._metamodel.predict_both(X)
             reasons = self._population.reasons(X, outside)
-            scores = np.where([bool(r) for r in reasons], outside, inside)
+            # beyond the references' scores the extrapolating stack predicts
+            accuracy = X[:, -1]
+            low, high = self._population.accuracy_range
+            beyond = (self._population.excess(outside) > 0) | (accuracy < low) | (accuracy > high)
+            scores = np.where(beyond, outside, inside)
         else:
             scores = self._metamodel.predict(X)
             reasons = self._population.reasons(X, scores)
+        ood_half = np.full(len(scores), OOD_WIDENING * self._halfwidth)
+        if self._extrapolation is not None:
+            ood_half = self._extrapolation.halfwidth(self._population.excess(scores))
+        if self._spread_scale is not None:
+            ood_half = np.maximum(ood_half, self._spread_scale * self._metamodel.spread(X))
         result = []
-        for model_id, score, acc, why in zip(outputs.model_ids, scores, X[:, -1], reasons):
-            half = self._ood_halfwidth if why else self._halfwidth
+        for model_id, score, acc, why, wide in zip(outputs.model_ids, scores, X[:, -1], reasons,
+                                                   ood_half):
+            half = max(wide, self._halfwidth) if why else self._halfwidth
             result.append(Prediction(str(model_id), float(score), float(score - half),
                                      float(score + half), float(acc), bool(why), why))
         return result
@@ -226,12 +243,23 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
                          f"{references.n_samples}")
     y = references.scores()
     best = None
-    for kind, score in _selection_candidates(settings):
+    irt_cache: dict = {}
+    candidates = _selection_candidates(settings)
+    unbiased_mean = bool(np.allclose(y, references.correct_filled().mean(axis=1), atol=1e-4))
+    few = any(spec.get("regressor") == "stack" and round(
+        spec.get("top_fraction", 0.1) * len(y)) < spec.get("min_top", 10)
+        for spec in settings.metamodels)
+    if unbiased_mean and few and any(_unbiased_selection(*c) for c in candidates):
+        # too few references to calibrate extrapolation: keep anchors whose plain weighted mean
+        # stays unbiased beyond the references (the fallback for out-of-population targets)
+        candidates = [c for c in candidates if _unbiased_selection(*c)]
+    proxies = [_proxy(spec) for spec in settings.metamodels] if len(candidates) > 1 else None
+    for kind, score in candidates:
         for guiding in (settings.guiding if kind not in ("random", "cluster") else (None,)):
             disagreement, weights = scores, None
             if kind == "cluster":
                 anchors, weights = cluster_k(references.correct_filled().T, settings.k,
-                                             settings.seed)
+                                             settings.seed, score or "centroid")
             else:
                 if disagreement is None and kind != "random":
                     disagreement = disagreement_scores(references.distributions(), score,
@@ -240,16 +268,28 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
                         continue
                 anchors = select_anchors(references.n_samples, settings.k, kind, disagreement,
                                          settings.seed, references.groups)
-            specs = _prepare_specs(settings.metamodels, references, anchors, weights,
-                                   settings.seed)
+            specs = _prepare_specs(proxies or settings.metamodels, references, anchors,
+                                   weights, settings.seed, irt_cache,
+                                   unbiased_mean and _unbiased_selection(kind, score))
             X = anchor_features(references, anchors)
             index, fits, maes = choose_metamodel(specs, X, y, settings.cv_folds, settings.seed)
             if best is None or maes[index] < best[0]:
                 best = (maes[index], guiding, specs[index], anchors, disagreement,
-                        fits[index], kind if kind in ("random", "cluster") else f"{kind}-{score}")
+                        fits[index], kind if kind == "random" else f"{kind}-{score}",
+                        weights, index)
     if best is None:
         raise ValueError("every selection candidate was skipped. Fix: add `random` or `cluster`"
                          " to the candidates")
+    if proxies is not None:
+        # selection was chosen with cheap proxies of the metamodels: fit the real one now
+        anchors, weights, index = best[3], best[7], best[8]
+        specs = _prepare_specs(settings.metamodels, references, anchors, weights, settings.seed,
+                               irt_cache, unbiased_mean and _unbiased_selection(
+                                   *_selection_candidates_named(best[6], settings)))
+        X = anchor_features(references, anchors)
+        index, fits, maes = choose_metamodel(specs, X, y, settings.cv_folds, settings.seed)
+        best = (maes[index], best[1], specs[index], anchors, best[4], fits[index], best[6])
+    best = best[:7]
     cv_mae, guiding, spec, anchors, disagreement, fitted, selection = best
     shown = disagreement if disagreement is not None else np.zeros(references.n_samples)
     choice = {"guiding": guiding, "metamodel": spec, "cv_mae": cv_mae}
@@ -264,15 +304,34 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
 def _selection_candidates(settings: CondenseSettings) -> list[tuple[str, str]]:
     """(selection kind, disagreement score) pairs to try."""
     if not settings.candidates:
-        return [(settings.selection, settings.score)]
+        return [(settings.selection, "centroid" if settings.selection == "cluster"
+                 else settings.score)]
     pairs = []
     for name in settings.candidates:
         kind, _, score = name.partition("-")
         if kind not in ("random", "cluster", "top", "stratified"):
             raise ValueError(f"unknown selection candidate '{name}'. Fix: use random, cluster, "
-                             "top-pds, top-jsd, stratified-pds or stratified-jsd")
-        pairs.append((kind, score or settings.score))
+                             "cluster-random, top-pds, top-jsd, stratified-pds or stratified-jsd")
+        pairs.append((kind, score or ("centroid" if kind == "cluster" else settings.score)))
     return pairs
+
+
+def _selection_candidates_named(name: str, settings: CondenseSettings) -> tuple[str, str]:
+    kind, _, score = name.partition("-")
+    return kind, score or settings.score
+
+
+def _unbiased_selection(kind: str, score: str) -> bool:
+    """Whether the (weighted) anchor mean is design-unbiased for any model (random draws)."""
+    return kind == "random" or (kind == "cluster" and score == "random")
+
+
+def _proxy(spec: dict) -> dict:
+    """A cheaper stand-in for choosing the anchors: a stack without its forest-based members."""
+    if spec.get("regressor") != "stack":
+        return spec
+    members = [m for m in spec["members"] if m.get("regressor") not in ("rf", "hybrid")]
+    return {**spec, "members": members or spec["members"]}
 
 
 def _degenerate(scores: np.ndarray) -> bool:
@@ -282,26 +341,38 @@ def _degenerate(scores: np.ndarray) -> bool:
 
 
 def _prepare_specs(specs: tuple[dict, ...], references: ModelOutputs, anchors: np.ndarray,
-                   weights: np.ndarray | None, seed: int) -> list[dict]:
+                   weights: np.ndarray | None, seed: int,
+                   irt_cache: dict | None = None, unbiased: bool = False) -> list[dict]:
     """Metamodel specs with what they need from the full reference data, as plain JSON.
 
     gp-IRT needs 2PL item parameters of every sample (fitted here, on the references only), the
     anchors' weights, and the gold choices to read outcomes from probability signatures.
     """
-    from disco_ray.irt import gp_irt_setup
+    from disco_ray.irt import fit_reference_irt, gp_irt_setup
 
-    cache: dict[str, dict] = {}
+    cache: dict[str, dict] = {} if irt_cache is None else irt_cache
+    cache.pop("irt", None)
 
     def prepare(spec: dict) -> dict:
         spec = dict(spec)
         if spec.get("regressor") == "gp_irt" and "irt" not in spec:
+            if "fits" not in cache:
+                cache["fits"] = fit_reference_irt(references.correct_filled(), seed)
             if "irt" not in cache:
-                cache["irt"] = gp_irt_setup(references.correct_filled(), anchors, weights, seed)
+                cache["irt"] = gp_irt_setup(references.correct_filled(), anchors, weights, seed,
+                                            cache["fits"])
             spec["irt"] = cache["irt"]
+            spec["gold"] = (references.gold[anchors].tolist() if references.has_probs
+                            and references.gold is not None else None)
+        if spec.get("regressor") == "direct" and weights is not None and "weights" not in spec:
+            spec["weights"] = np.asarray(weights, dtype=np.float64).tolist()
             spec["gold"] = (references.gold[anchors].tolist() if references.has_probs
                             and references.gold is not None else None)
         if spec.get("regressor") == "stack":
             spec["members"] = [prepare(member) for member in spec["members"]]
+            # the (weighted) anchor mean estimates the score without bias when the data is the
+            # whole benchmark and the anchors are random draws (random or cluster-random)
+            spec.setdefault("mean_is_unbiased", bool(unbiased))
         return spec
 
     return [json.loads(json.dumps(prepare(spec))) for spec in specs]

@@ -37,13 +37,21 @@ def make_regressor(name: str, seed: int) -> BaseEstimator:
 
 
 class AnchorMean(RegressorMixin, BaseEstimator):
-    """Predict the mean outcome on the anchors (no fitting)."""
+    """Predict the mean outcome on the anchors (no fitting); weighted when `weights` are given
+    (clustered anchors: each anchor stands for its cluster's share of the samples)."""
+
+    def __init__(self, weights: list[float] | None = None, gold: list[int] | None = None):
+        self.weights = weights
+        self.gold = gold
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "AnchorMean":
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return split_features(np.asarray(X))[1]
+        signature, accuracy = split_features(np.asarray(X, dtype=np.float64))
+        if self.weights is None:
+            return accuracy
+        return signature_correctness(signature, self.gold) @ np.asarray(self.weights)
 
 
 class SignatureRegressor(RegressorMixin, BaseEstimator):
@@ -91,7 +99,7 @@ def make_metamodel(spec: dict, seed: int) -> BaseEstimator:
     spec = dict(spec)
     kind = spec.pop("regressor", "rf")
     if kind == "direct":
-        return AnchorMean()
+        return AnchorMean(**spec)
     if kind == "gp_irt":
         return GpIrtRegressor(**spec)
     if kind == "hybrid":
@@ -111,6 +119,18 @@ def fit_with_out_of_fold(spec: dict, X: np.ndarray, y: np.ndarray, folds: int,
     if isinstance(model, (StackedMetamodel, HybridRegressor)):
         model.fit(X, y)
         return model, model.oof_
+    if isinstance(model, AnchorMean):
+        return model, model.predict(X)
+    if isinstance(model, GpIrtRegressor):
+        # K-fold on the (fold-independent) IRT estimate; no estimator cloning (large params)
+        g = model.estimate(X)
+        oof = np.empty(len(y))
+        splitter = KFold(n_splits=max(2, min(folds, len(y))), shuffle=True, random_state=seed)
+        for train, test in splitter.split(g):
+            coef = _line(g[train], y[train])
+            oof[test] = coef[0] + coef[1] * g[test]
+        model.coef_ = _line(g, y)
+        return model, oof
     if isinstance(model, SignatureRegressor) and model.regressor == "rf":
         model.fit(X, y)
         oob = model.model_.oob_prediction_
@@ -154,6 +174,12 @@ def signature_correctness(signature: np.ndarray, gold: list[int] | None) -> np.n
     return (on_gold > others.max(axis=2)).astype(np.float64)
 
 
+def _line(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(intercept, slope) of the least-squares line y ~ x."""
+    design = np.column_stack([np.ones_like(x), x])
+    return np.linalg.lstsq(design, np.asarray(y, dtype=np.float64), rcond=None)[0]
+
+
 class GpIrtRegressor(RegressorMixin, BaseEstimator):
     """tinyBenchmarks' gp-IRT estimate, mapped linearly to the full-benchmark score.
 
@@ -164,20 +190,33 @@ class GpIrtRegressor(RegressorMixin, BaseEstimator):
     the reference models' own gp-IRT estimates (from their anchor outcomes) and full scores.
     """
 
-    def __init__(self, irt: dict | None = None, gold: list[int] | None = None):
+    def __init__(self, irt: dict | None = None, gold: list[int] | None = None,
+                 feature: str = "gp"):
         self.irt = irt
         self.gold = gold
+        self.feature = feature
 
     def estimate(self, X: np.ndarray) -> np.ndarray:
-        from disco_ray.irt import gp_irt_predict
+        """gp-IRT estimate (`feature="gp"`) or the anchor-fitted ability (`"theta"`)."""
+        from disco_ray.irt import gp_irt_predict, irt_ability
 
         signature, _ = split_features(np.asarray(X, dtype=np.float64))
-        return gp_irt_predict(signature_correctness(signature, self.gold), self.irt)
+        outcomes = signature_correctness(signature, self.gold)
+        if self.feature == "theta":
+            return irt_ability(outcomes, self.irt)
+        return gp_irt_predict(outcomes, self.irt)
+
+    def spread(self, X: np.ndarray) -> np.ndarray:
+        """How uncertain the anchors leave a model's score: the ability's posterior SD times
+        the slope of the map from ability to score (`feature="theta"` only)."""
+        from disco_ray.irt import irt_ability_sd
+
+        signature, _ = split_features(np.asarray(X, dtype=np.float64))
+        sd = irt_ability_sd(signature_correctness(signature, self.gold), self.irt)
+        return sd * abs(self.coef_[1])
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "GpIrtRegressor":
-        g = self.estimate(X)
-        design = np.column_stack([np.ones_like(g), g])
-        self.coef_ = np.linalg.lstsq(design, np.asarray(y, dtype=np.float64), rcond=None)[0]
+        self.coef_ = _line(self.estimate(X), y)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -233,30 +272,45 @@ def _convex_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     return w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
 
 
+EXTRAPOLATING = ("direct", "gp_irt")   # ridge on a saturating 0/1 signature does not
+
+
+def extrapolates(spec: dict) -> bool:
+    """Whether a member can predict beyond the references' scores: the anchor mean and the IRT
+    estimates (a model of each item, not of the reference population). Forests and kNN are
+    bounded by the references; a ridge on the signature saturates with the anchors (on the
+    `top` split of the development data it erred most of all)."""
+    return spec.get("regressor") in EXTRAPOLATING
+
+
 class StackedMetamodel(RegressorMixin, BaseEstimator):
-    """DISCO's default metamodel: convex stacking of out-of-fold-validated members, with a second
-    stack for targets beyond the references (chosen by an extrapolation CV inside the references).
+    """DISCO's default metamodel: a convex stack of out-of-fold-validated members, and a second
+    stack, of the members that can extrapolate, for targets beyond the references.
 
     fit(X, y), on reference models only:
-      * every member's out-of-fold predictions (K-fold; RF out-of-bag) -> convex weights `weights_`
-        minimising their squared error (the in-population stack) and its OOF residuals `oof_`;
-      * extrapolation CV: the strongest `top_fraction` of the references are held out, every
-        member is fitted on the rest and predicts them -> convex weights `top_weights_` (the
-        out-of-population stack) and residuals `top_residuals_` used to calibrate intervals of
-        targets flagged out of population; `top_flags_` say which of them the population check,
-        fitted on the remaining references, flags.
+      * every member's out-of-fold predictions (K-fold; RF out-of-bag) -> convex weights
+        `weights_` minimising their squared error (the in-population stack), OOF residuals `oof_`;
+      * the out-of-population stack: convex weights `top_weights_` over the extrapolating
+        members (`EXTRAPOLATING`: the anchor mean and IRT estimates), fitted on an extrapolation CV (the
+        strongest `top_fraction` of the references held out and predicted from the others) when
+        it holds at least `min_top` models; else the plain (weighted) anchor mean when it is an
+        unbiased estimate of the score (`mean_is_unbiased`: the data is the whole benchmark),
+        else weights fitted on the out-of-fold predictions;
+      * `ood_oof_`: that stack's out-of-fold predictions over all references; `top_residuals_`,
+        `top_excess_`: its residuals on the held-out strongest references and how far their
+        predictions lie beyond the remaining references' best score (calibrates the intervals).
     """
 
     def __init__(self, members: tuple = (), folds: int = 5, seed: int = 0,
-                 top_fraction: float = 0.1):
+                 top_fraction: float = 0.1, min_top: int = 10, mean_is_unbiased: bool = False):
         self.members = members
         self.folds = folds
         self.seed = seed
         self.top_fraction = top_fraction
+        self.min_top = min_top
+        self.mean_is_unbiased = mean_is_unbiased
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "StackedMetamodel":
-        from disco_ray.uncertainty import PopulationCheck
-
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         fits = [fit_with_out_of_fold(spec, X, y, self.folds, self.seed) for spec in self.members]
@@ -265,23 +319,50 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         self.member_oof_mae_ = np.mean(np.abs(oof - y[:, None]), axis=0).tolist()
         self.weights_ = _convex_weights(oof, y)
         self.oof_ = oof @ self.weights_
+        self.extrapolating_ = np.array([extrapolates(spec) for spec in self.members])
+        if not self.extrapolating_.any():
+            self.extrapolating_[:] = True
+        ext = np.flatnonzero(self.extrapolating_)
         # extrapolation CV: hold out the strongest references, predict them from the rest
         n_top = max(2, int(round(self.top_fraction * len(y))))
         order = np.argsort(y, kind="stable")
         inner, top = np.sort(order[:-n_top]), np.sort(order[-n_top:])
-        self.top_weights_ = self.weights_
-        self.top_residuals_ = None
-        self.top_flags_ = None
+        self.top_residuals_ = self.top_excess_ = None
+        self.top_member_mae_ = []
+        P = None
         if len(inner) >= 5:
-            P = np.column_stack([make_metamodel(spec, self.seed).fit(X[inner], y[inner])
-                                 .predict(X[top]) for spec in self.members])
-            self.top_weights_ = _convex_weights(P, y[top])
+            P = np.column_stack([make_metamodel(self.members[j], self.seed).fit(X[inner], y[inner])
+                                 .predict(X[top]) for j in ext])
             self.top_member_mae_ = np.mean(np.abs(P - y[top, None]), axis=0).tolist()
-            check = PopulationCheck.fit(X[inner], y[inner])
-            predicted = P @ self.top_weights_
-            self.top_flags_ = np.array([bool(r) for r in check.reasons(X[top], predicted)])
+        direct = [j for j in ext if self.members[j].get("regressor") == "direct"]
+        self.ood_is_unbiased_mean_ = False
+        if P is not None and len(top) >= self.min_top:
+            w = _convex_weights(P, y[top])
+        elif self.mean_is_unbiased and direct:
+            # too few references to calibrate extrapolation, and the (weighted) anchor mean is
+            # an unbiased estimate of the score for any model: beyond the references, use it
+            w = np.array([1.0 if j == direct[0] else 0.0 for j in ext])
+            self.ood_is_unbiased_mean_ = True
+        else:
+            w = _convex_weights(oof[:, ext], y)
+        self.top_weights_ = np.zeros(len(self.members))
+        self.top_weights_[ext] = w
+        self.ood_oof_ = oof @ self.top_weights_
+        if P is not None and not self.ood_is_unbiased_mean_:
+            predicted = P @ w
             self.top_residuals_ = predicted - y[top]
+            self.top_excess_ = np.maximum(predicted - y[inner].max(), 0.0)
+        self.top_index_ = top
+        spread = self.spread(X)
+        self.spread_oof_ = None if spread is None else np.maximum(spread, 1e-6)
         return self
+
+    def spread(self, X: np.ndarray) -> np.ndarray | None:
+        """Per-target uncertainty scale from the IRT ability member (None without one)."""
+        for spec, model in zip(self.members, self.models_):
+            if isinstance(model, GpIrtRegressor) and model.feature == "theta":
+                return model.spread(X)
+        return None
 
     def predict_both(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(in-population stack, out-of-population stack) predictions."""

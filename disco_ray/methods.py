@@ -10,8 +10,8 @@ the paper's DISCO variants (`pds`/`jsd` x `knn`/`rf`).
 
 `disco`: anchors chosen among JSD top-k, PDS top-k (skipped where degenerate, i.e. on 0/1
 outcomes), clustered and random by the stack's out-of-fold MAE; metamodel = convex stack
-(weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT, ridge on the signature,
-ridge + RF on its residual, RF and kNN; targets flagged out of population are predicted by a
+(weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT, a linear map of the IRT
+ability, ridge on the signature, ridge + RF on its residual, and kNN; targets flagged out of population are predicted by a
 second stack whose weights minimise the error on the strongest references held out in turn,
 and get intervals calibrated on that extrapolation CV.
 """
@@ -24,11 +24,12 @@ from disco_ray.condensed import CondenseSettings
 RF = {"regressor": "rf", "pca": 256}
 KNN = {"regressor": "knn", "pca": 256}
 GP_IRT = {"regressor": "gp_irt"}
+THETA = {"regressor": "gp_irt", "feature": "theta"}
 RIDGE = {"regressor": "ridge", "pca": 256, "with_accuracy": True}
 HYBRID = {"regressor": "hybrid", "pca": 256}
 DIRECT = {"regressor": "direct"}
 STACK = {"regressor": "stack",
-         "members": [DIRECT, GP_IRT, RIDGE, HYBRID, {**RF, "with_accuracy": True}, KNN]}
+         "members": [DIRECT, GP_IRT, THETA, RIDGE, HYBRID, KNN]}
 
 _BASE: dict[str, CondenseSettings] = {
     "random_direct": CondenseSettings(selection="random", metamodels=(DIRECT,)),
@@ -40,7 +41,7 @@ _BASE: dict[str, CondenseSettings] = {
     "jsd_knn": CondenseSettings(score="jsd", metamodels=(KNN,)),
     "jsd_rf": CondenseSettings(score="jsd", metamodels=(RF,)),
     "disco": CondenseSettings(
-        score="jsd", candidates=("top-jsd", "top-pds", "cluster", "random"),
+        score="jsd", candidates=("top-jsd", "top-pds", "cluster", "cluster-random", "random"),
         metamodels=(STACK,)),
 }
 

@@ -64,8 +64,11 @@ def select_anchors(n_samples: int, k: int, kind: SelectionKind, scores: np.ndarr
                      "(cluster: `cluster_k`)")
 
 
-def cluster_k(embedding: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(anchors, weights): k-means on [N, d] item embeddings; the item nearest each centroid.
+def cluster_k(embedding: np.ndarray, k: int, seed: int,
+              pick: str = "centroid") -> tuple[np.ndarray, np.ndarray]:
+    """(anchors, weights): k-means on [N, d] item embeddings; per cluster the item nearest the
+    centroid (`pick="centroid"`, tinyBenchmarks) or one drawn at random (`pick="random"`: the
+    weighted anchor mean is then a stratified-sampling estimate, unbiased for any model).
 
     Weights are cluster sizes / N, aligned with the (sorted) anchors; they sum to 1.
     """
@@ -76,13 +79,20 @@ def cluster_k(embedding: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.
     _check_k(k, n)
     if k == n:
         return np.arange(n), np.full(n, 1.0 / n)
-    km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(embedding)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):      # OpenMP threads thrash on small, busy machines
+        km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(embedding)
     distance = ((embedding[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1) \
         if n * k * embedding.shape[1] < 5e7 else km.transform(embedding) ** 2
     chosen, taken = [], np.zeros(n, dtype=bool)
     sizes = np.bincount(km.labels_, minlength=k).astype(np.float64)
+    rng = np.random.default_rng(seed)
     for c in np.argsort(-sizes, kind="stable"):          # big clusters choose first
         order = np.argsort(distance[:, c], kind="stable")
+        if pick == "random":
+            members = np.flatnonzero(km.labels_ == c)
+            order = rng.permutation(members) if len(members) else order
         item = next(i for i in order if not taken[i])
         taken[item] = True
         chosen.append((item, sizes[c]))

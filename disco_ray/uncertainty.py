@@ -1,12 +1,14 @@
 """Prediction intervals (split-conformal on out-of-fold residuals) and out-of-population checks.
 
 In-population targets get the split-conformal half-width of the references' out-of-fold
-residuals. Targets flagged out of population get a half-width calibrated by an extrapolation
-cross-validation inside the references (`StackedMetamodel`: the strongest references are held out
-in turn, predicted from the others, and the same population check is applied to them): the
-conformal quantile of the flagged ones' residuals. Where that CV is too small to calibrate (fewer
-than `MIN_CALIBRATION` flagged references) the half-width is the largest of that quantile,
-`OOD_WIDENING` x the in-population half-width, and the worst extrapolation residual seen.
+residuals. Targets flagged out of population get `ExtrapolationInterval`: a half-width that grows
+with how far the prediction lies beyond the references' scores, at a rate calibrated by an
+extrapolation cross-validation inside the references (`StackedMetamodel`: the strongest
+references held out and predicted from the others), and at least a normalised conformal interval
+`q * spread(x)`: spread = the IRT ability's posterior SD on the anchors times the slope of the
+ability-to-score map (wide when the anchors saturate, e.g. a model that answers them all right),
+q = the conformal quantile of the references' |out-of-fold residual| / spread (done in
+`condensed`). Metamodels without that CV widen by the fixed `OOD_WIDENING`.
 """
 
 from __future__ import annotations
@@ -32,17 +34,43 @@ def conformal_halfwidth(residuals: np.ndarray, level: float) -> float:
     return float(scores[min(rank, n) - 1])
 
 
-def extrapolation_halfwidth(in_population: float, residuals: np.ndarray | None,
-                            flags: np.ndarray | None, level: float) -> float:
-    """Half-width for out-of-population targets, calibrated on the extrapolation CV's residuals."""
-    if residuals is None or len(residuals) == 0:
-        return OOD_WIDENING * in_population
-    residuals = np.abs(np.asarray(residuals, dtype=np.float64))
-    flagged = residuals[np.asarray(flags, dtype=bool)] if flags is not None else residuals
-    if len(flagged) >= MIN_CALIBRATION:
-        return max(in_population, conformal_halfwidth(flagged, level))
-    return max(OOD_WIDENING * in_population, conformal_halfwidth(residuals, level),
-               float(residuals.max()))
+@dataclass(frozen=True)
+class ExtrapolationInterval:
+    """Half-width for out-of-population targets: `scale * (base + excess)`.
+
+    `base` is the split-conformal half-width of the out-of-population predictor's out-of-fold
+    residuals; `excess` how far a prediction lies beyond the references' scores. `scale` is the
+    conformal quantile of |residual| / (base + excess) over an extrapolation CV inside the
+    references (the strongest references held out and predicted from the others), so the interval
+    grows with the distance beyond the references at the rate measured there. With fewer than
+    `MIN_CALIBRATION` such models, scale is at least `OOD_WIDENING`. When the out-of-population
+    predictor is an unbiased plain mean (`unbiased`), its out-of-fold residuals hold for any model:
+    scale 1 and no excess term.
+    """
+
+    base: float
+    scale: float
+
+    @classmethod
+    def fit(cls, oof_residuals: np.ndarray, top_residuals: np.ndarray | None,
+            top_excess: np.ndarray | None, level: float,
+            unbiased: bool = False) -> "ExtrapolationInterval":
+        base = max(conformal_halfwidth(oof_residuals, level), 1e-6)
+        if unbiased:
+            return cls(base, 1.0, True)
+        if top_residuals is None or len(top_residuals) == 0:
+            return cls(base, OOD_WIDENING)
+        ratio = np.abs(top_residuals) / (base + np.asarray(top_excess))
+        scale = max(1.0, conformal_halfwidth(ratio, level))
+        if len(ratio) < MIN_CALIBRATION:
+            scale = max(scale, OOD_WIDENING)
+        return cls(base, float(scale))
+
+    unbiased: bool = False
+
+    def halfwidth(self, excess: np.ndarray) -> np.ndarray:
+        excess = np.asarray(excess, dtype=np.float64)
+        return self.scale * (self.base + (0.0 * excess if self.unbiased else excess))
 
 
 @dataclass
@@ -71,6 +99,12 @@ class PopulationCheck:
         return cls(scaler, neighbours, float(np.quantile(nearest_other, OOD_QUANTILE)),
                    (float(accuracy.min()), float(accuracy.max())),
                    (float(scores.min()), float(scores.max())))
+
+    def excess(self, predicted: np.ndarray) -> np.ndarray:
+        """How far predictions lie beyond the references' score range (0 inside it)."""
+        predicted = np.asarray(predicted, dtype=np.float64)
+        return np.maximum(np.maximum(predicted - self.score_range[1],
+                                     self.score_range[0] - predicted), 0.0)
 
     def reasons(self, features: np.ndarray, predicted: np.ndarray) -> list[str]:
         """Per target, an empty string or why it lies outside the reference population."""

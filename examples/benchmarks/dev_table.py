@@ -1,0 +1,76 @@
+"""The development table: every method x k x split on the shared development data.
+
+Usage:
+    python examples/benchmarks/dev_table.py --data-dir ../shared/data/real \
+        --datasets openllm_mmlu,openllm_arc,mmlu_pro_29 --out examples/benchmarks/dev_table
+
+Writes `<out>.csv` (one row per dataset, split, k, method, mean over seeds) and `<out>.md`
+(a markdown table of MAE / Spearman / coverage per cell, the best MAE in bold, and whether
+`disco` is lowest-or-equal). Never point it at the reserved data while developing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from disco_ray.evaluation import evaluate, summarize
+from disco_ray.io import read_outputs
+from disco_ray.methods import METHODS
+
+
+def cell_markdown(table: pd.DataFrame) -> str:
+    """One markdown row per (dataset, split, k): MAE (Spearman) per method, best in bold."""
+    methods = [m for m in METHODS if m in set(table["method"])]
+    header = ("| data | split | k | " + " | ".join(methods)
+              + " | disco coverage90 | disco best? |\n|" + "---|" * (len(methods) + 5))
+    lines = [header]
+    for (data, split, k), cell in table.groupby(["data", "split", "k"], sort=False):
+        by_method = cell.set_index("method")
+        best = by_method["mae_pp"].min()
+        entries = []
+        for m in methods:
+            row = by_method.loc[m]
+            text = f"{row.mae_pp:.2f} ({row.spearman:.3f})"
+            entries.append(f"**{text}**" if row.mae_pp <= best + 1e-9 else text)
+        disco = by_method.loc["disco"] if "disco" in by_method.index else None
+        coverage = f"{disco.coverage90:.2f}" if disco is not None else "-"
+        wins = "yes" if disco is not None and disco.mae_pp <= best + 1e-9 else "no"
+        lines.append(f"| {data} | {split} | {k} | " + " | ".join(entries)
+                     + f" | {coverage} | {wins} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/real"))
+    parser.add_argument("--datasets", default="openllm_mmlu,openllm_arc,mmlu_pro_29")
+    parser.add_argument("--anchors", default="10,25,50,100")
+    parser.add_argument("--splits", default="random,top")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--out", type=Path, default=Path("examples/benchmarks/dev_table"))
+    args = parser.parse_args()
+    tables = []
+    for name in args.datasets.split(","):
+        start = time.perf_counter()
+        outputs = read_outputs(args.data_dir / f"{name}.npz")
+        ks = [int(k) for k in args.anchors.split(",") if int(k) <= outputs.n_samples]
+        per_seed = evaluate(outputs, args.methods.split(","), ks, args.splits.split(","),
+                            args.seeds)
+        tables.append(summarize(per_seed).assign(data=name))
+        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+    table = pd.concat(tables, ignore_index=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out.with_suffix(".csv"), index=False)
+    markdown = cell_markdown(table)
+    args.out.with_suffix(".md").write_text(markdown + "\n")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Prediction quality machinery: reference-only choices, conformal coverage, out-of-population."""
+
+import numpy as np
+import pytest
+
+from disco_ray.condensed import condense
+from disco_ray.methods import method_settings
+from disco_ray.outputs import ModelOutputs
+from disco_ray.uncertainty import conformal_halfwidth
+from helpers import synthetic_population
+
+
+def _binary_world(n_models=200, n_samples=70, seed=0):
+    """0/1 outcomes of a 2PL world; full score = mean over a larger hidden benchmark."""
+    rng = np.random.default_rng(seed)
+    theta = np.sort(rng.normal(size=n_models))
+    a = rng.lognormal(0, 0.3, n_samples + 400)
+    b = rng.normal(0, 1.2, n_samples + 400)
+    p = 1 / (1 + np.exp(-(theta[:, None] * a[None] - b[None])))
+    y = (rng.random(p.shape) < p).astype(np.float32)
+    order = rng.permutation(n_models)        # model ids not sorted by strength
+    return ModelOutputs([f"m{i:03d}" for i in order], [f"q{i}" for i in range(n_samples)],
+                        y[:, :n_samples], full_score=y.mean(axis=1))
+
+
+@pytest.fixture(scope="module")
+def world():
+    return _binary_world()
+
+
+def test_disco_choice_uses_reference_models_only(world):
+    refs, held = world.take_models(range(160)), world.take_models(range(160, 200))
+    bench = condense(refs, method_settings("disco", 15, seed=0))
+    # changing the held-out models' data changes nothing in the condensed benchmark
+    other = _binary_world(seed=7).take_models(range(160, 200))
+    again = condense(refs, method_settings("disco", 15, seed=0))
+    assert again.anchor_ids == bench.anchor_ids and again.choice == bench.choice
+    assert bench.predict(held) == again.predict(held)
+    # and a target's prediction depends only on its own outputs
+    mixed, alone = bench.predict(other)[3], bench.predict(other.take_models([3]))[0]
+    assert mixed.model_id == alone.model_id and mixed.reason == alone.reason
+    assert (mixed.score, mixed.lower, mixed.upper) == pytest.approx(
+        (alone.score, alone.lower, alone.upper), abs=1e-9)
+    assert "selection" in bench.choice and bench.choice["metamodel"]["regressor"] == "stack"
+
+
+def test_conformal_halfwidth_covers_90_percent_of_exchangeable_residuals():
+    rng = np.random.default_rng(0)
+    covered = []
+    for _ in range(300):
+        calibration, new = rng.standard_t(4, size=200), rng.standard_t(4, size=50)
+        half = conformal_halfwidth(calibration, 0.9)
+        covered.append(np.mean(np.abs(new) <= half))
+    assert 0.88 <= np.mean(covered) <= 0.93
+
+
+def test_intervals_cover_held_out_models_from_the_same_population(world):
+    rng = np.random.default_rng(1)
+    order = rng.permutation(world.n_models)
+    bench = condense(world.take_models(order[:150]), method_settings("disco", 15, seed=1))
+    held = world.take_models(order[150:])
+    predictions = bench.predict(held)
+    true = held.scores()
+    covered = [p.lower <= t <= p.upper for p, t in zip(predictions, true)]
+    assert 0.75 <= np.mean(covered) <= 1.0
+    assert np.mean([p.out_of_population for p in predictions]) < 0.2
+
+
+def test_a_target_stronger_than_every_reference_is_flagged_with_a_wider_interval(world):
+    scores = world.scores()
+    order = np.argsort(scores)
+    bench = condense(world.take_models(order[:170]), method_settings("disco", 15, seed=0))
+    typical = bench.predict(world.take_models(order[80:100]))
+    strong = world.take_models(order[-1:])
+    perfect = ModelOutputs(["perfect"], strong.sample_ids, np.ones((1, strong.n_samples)),
+                           full_score=[1.0])
+    for target in (perfect,):
+        (p,) = bench.predict(target)
+        assert p.out_of_population and p.reason
+        typical_width = np.median([q.upper - q.lower for q in typical
+                                   if not q.out_of_population])
+        assert p.upper - p.lower > typical_width
+    # the strongest held-out models are flagged more often than typical ones
+    top = bench.predict(world.take_models(order[-30:]))
+    assert np.mean([q.out_of_population for q in top]) > \
+        np.mean([q.out_of_population for q in typical])
+
+
+def test_gp_irt_baseline_runs_on_probabilities_and_outcomes():
+    for with_probs in (True, False):
+        population = synthetic_population(80, 60, seed=3, with_probs=with_probs)
+        bench = condense(population.take_models(range(60)), method_settings("gp_irt", 12))
+        predictions = bench.predict(population.take_models(range(60, 80)))
+        error = np.mean([abs(p.score - t) for p, t in
+                         zip(predictions, population.scores()[60:])])
+        assert error < 0.1
