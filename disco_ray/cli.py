@@ -133,8 +133,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from disco_ray.pipeline import run_from_config
 
-    run_from_config(args.config, output=args.output, address=args.address, quiet=args.quiet)
-    return 0
+    result = run_from_config(args.config, output=args.output, address=args.address,
+                             quiet=args.quiet)
+    if (result.output_dir / "predictions.json").exists():
+        from disco_ray.report import summary_table
+
+        print(summary_table(result.output_dir))
+    return 1 if result.failed else 0
 
 
 COMMANDS = {"condense": cmd_condense, "predict": cmd_predict, "evaluate": cmd_evaluate,
@@ -150,6 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"disco-ray {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -160,8 +160,8 @@ class CondensedBenchmark:
         for model_id, score, acc, why, wide in zip(outputs.model_ids, scores, X[:, -1], reasons,
                                                    ood_half):
             half = max(wide, self._halfwidth) if why else self._halfwidth
-            result.append(Prediction(str(model_id), float(score), float(score - half),
-                                     float(score + half), float(acc), bool(why), why))
+            result.append(Prediction(str(model_id), float(score), float(max(score - half, 0.0)),
+                                     float(min(score + half, 1.0)), float(acc), bool(why), why))
         return result
 
     def _check_compatible(self, outputs: ModelOutputs) -> None:

@@ -9,7 +9,6 @@ footer-reading actors per read: seconds of start-up and about twice the wall tim
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -20,7 +19,7 @@ import pyarrow.parquet as pq
 import ray
 
 from disco_ray.disagreement import DisagreementState
-from disco_ray.io.parquet import FORMAT_VERSION, META_KEY
+from disco_ray.io.parquet import META_KEY, parse_meta
 from disco_ray.outputs import OutputsError
 
 PathLike = str | Path
@@ -95,7 +94,7 @@ def shared_sample_meta(files: Sequence[Path]) -> dict:
         footer = _footer(path)
         raw = (footer.metadata or {}).get(META_KEY)
         if first_raw is None or raw != first_raw:  # the JSON holds every sample id: parse once
-            part_meta = _parsed_meta(path, raw)
+            part_meta = parse_meta(path, raw)
             if first_raw is None:
                 first_raw, meta = raw, part_meta
             else:
@@ -117,17 +116,6 @@ def _footer(path: Path) -> pq.FileMetaData:
     except (pa.ArrowInvalid, OSError) as err:
         raise OutputsError(f"{path}: not a readable Parquet file ({err}). "
                            "Fix: re-create it with disco-ray") from err
-
-
-def _parsed_meta(path: Path, raw: bytes | None) -> dict:
-    if raw is None:
-        raise OutputsError(f"{path}: schema metadata 'disco_ray' is missing. Fix: write the file "
-                           "with disco_ray.io.write_outputs")
-    meta = json.loads(raw)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise OutputsError(f"{path}: field 'format_version' is {meta.get('format_version')}, this "
-                           f"disco-ray reads {FORMAT_VERSION}. Fix: re-write it with this version")
-    return meta
 
 
 def _check_same_samples(path: Path, meta: dict, first: Path, first_meta: dict) -> None:

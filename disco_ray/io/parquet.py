@@ -72,7 +72,11 @@ def _read_part(path: Path) -> tuple[pa.Table, dict]:
     except (pa.ArrowInvalid, OSError) as err:
         raise OutputsError(f"{path}: not a readable Parquet file ({err}). "
                            "Fix: re-create it with disco-ray") from err
-    raw = (table.schema.metadata or {}).get(META_KEY)
+    return table, parse_meta(path, (table.schema.metadata or {}).get(META_KEY))
+
+
+def parse_meta(path: Path, raw: bytes | None) -> dict:
+    """The sample-level metadata of a part, checked for presence and format version."""
     if raw is None:
         raise OutputsError(f"{path}: schema metadata 'disco_ray' is missing. Fix: write the file "
                            "with disco_ray.io.write_outputs")
@@ -80,7 +84,7 @@ def _read_part(path: Path) -> tuple[pa.Table, dict]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise OutputsError(f"{path}: field 'format_version' is {meta.get('format_version')}, this "
                            f"disco-ray reads {FORMAT_VERSION}. Fix: re-write it with this version")
-    return table, meta
+    return meta
 
 
 def _outputs(table: pa.Table, meta: dict, source: str) -> ModelOutputs:
