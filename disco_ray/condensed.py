@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -230,21 +231,43 @@ def data_hash(outputs: ModelOutputs) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class _Candidate:
+    """One evaluated (selection, guiding subset, metamodel) configuration."""
+
+    cv_mae: float
+    guiding: int | None
+    spec: dict
+    anchors: np.ndarray
+    disagreement: np.ndarray | None
+    fitted: tuple
+    selection: str
+    weights: np.ndarray | None
+
+
+def _given_scores(scores: np.ndarray | Mapping[str, np.ndarray] | None,
+                  kind: str) -> np.ndarray | None:
+    """Precomputed disagreement of `kind`: one array for every kind, or a {kind: array} map."""
+    if scores is None or isinstance(scores, np.ndarray):
+        return scores
+    return scores.get(kind)
+
+
 def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSettings(),
-             scores: np.ndarray | None = None) -> CondensedBenchmark:
+             scores: np.ndarray | Mapping[str, np.ndarray] | None = None) -> CondensedBenchmark:
     """Offline phase: choose anchors and a metamodel on reference models only.
 
-    `scores` may hold precomputed disagreement scores (e.g. from the Ray reduction); they are
-    then used for every guiding candidate.
+    `scores` may hold precomputed disagreement over all references (e.g. from the Ray
+    reduction): one array, or a mapping {`pds`/`jsd`: array}. Guiding subsets other than all
+    references are then still scored in memory.
     """
     if settings.k > references.n_samples:
         raise ValueError(f"k={settings.k} anchors requested but {references.source} has "
                          f"{references.n_samples} samples. Fix: choose k <= "
                          f"{references.n_samples}")
     y = references.scores()
-    best = None
     irt_cache: dict = {}
-    candidates = _selection_candidates(settings)
+    candidates = selection_candidates(settings)
     unbiased_mean = bool(np.allclose(y, references.correct_filled().mean(axis=1), atol=1e-4))
     few = any(spec.get("regressor") == "stack" and round(
         spec.get("top_fraction", 0.1) * len(y)) < spec.get("min_top", 10)
@@ -254,16 +277,19 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
         # stays unbiased beyond the references (the fallback for out-of-population targets)
         candidates = [c for c in candidates if _unbiased_selection(*c)]
     proxies = [_proxy(spec) for spec in settings.metamodels] if len(candidates) > 1 else None
+    best: _Candidate | None = None
     for kind, score in candidates:
         for guiding in (settings.guiding if kind not in ("random", "cluster") else (None,)):
-            disagreement, weights = scores, None
+            disagreement, weights = None, None
             if kind == "cluster":
                 anchors, weights = cluster_k(references.correct_filled().T, settings.k,
                                              settings.seed, score or "centroid")
             else:
-                if disagreement is None and kind != "random":
-                    disagreement = disagreement_scores(references.distributions(), score,
-                                                       guiding, settings.seed)
+                if kind != "random":
+                    disagreement = _given_scores(scores, score) if guiding is None else None
+                    if disagreement is None:
+                        disagreement = disagreement_scores(references.distributions(), score,
+                                                           guiding, settings.seed)
                     if settings.candidates and _degenerate(disagreement):
                         continue
                 anchors = select_anchors(references.n_samples, settings.k, kind, disagreement,
@@ -271,37 +297,35 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
             specs = _prepare_specs(proxies or settings.metamodels, references, anchors,
                                    weights, settings.seed, irt_cache,
                                    unbiased_mean and _unbiased_selection(kind, score))
-            X = anchor_features(references, anchors)
-            index, fits, maes = choose_metamodel(specs, X, y, settings.cv_folds, settings.seed)
-            if best is None or maes[index] < best[0]:
-                best = (maes[index], guiding, specs[index], anchors, disagreement,
-                        fits[index], kind if kind == "random" else f"{kind}-{score}",
-                        weights, index)
+            index, fits, maes = choose_metamodel(specs, anchor_features(references, anchors), y,
+                                                 settings.cv_folds, settings.seed)
+            if best is None or maes[index] < best.cv_mae:
+                best = _Candidate(maes[index], guiding, specs[index], anchors, disagreement,
+                                  fits[index], kind if kind == "random" else f"{kind}-{score}",
+                                  weights)
     if best is None:
         raise ValueError("every selection candidate was skipped. Fix: add `random` or `cluster`"
                          " to the candidates")
     if proxies is not None:
         # selection was chosen with cheap proxies of the metamodels: fit the real one now
-        anchors, weights, index = best[3], best[7], best[8]
-        specs = _prepare_specs(settings.metamodels, references, anchors, weights, settings.seed,
-                               irt_cache, unbiased_mean and _unbiased_selection(
-                                   *_selection_candidates_named(best[6], settings)))
-        X = anchor_features(references, anchors)
-        index, fits, maes = choose_metamodel(specs, X, y, settings.cv_folds, settings.seed)
-        best = (maes[index], best[1], specs[index], anchors, best[4], fits[index], best[6])
-    best = best[:7]
-    cv_mae, guiding, spec, anchors, disagreement, fitted, selection = best
-    shown = disagreement if disagreement is not None else np.zeros(references.n_samples)
-    choice = {"guiding": guiding, "metamodel": spec, "cv_mae": cv_mae}
+        specs = _prepare_specs(settings.metamodels, references, best.anchors, best.weights,
+                               settings.seed, irt_cache, unbiased_mean and _unbiased_selection(
+                                   *_selection_candidates_named(best.selection, settings)))
+        index, fits, maes = choose_metamodel(specs, anchor_features(references, best.anchors),
+                                             y, settings.cv_folds, settings.seed)
+        best.cv_mae, best.spec, best.fitted = maes[index], specs[index], fits[index]
+    shown = (best.disagreement if best.disagreement is not None
+             else np.zeros(references.n_samples))
+    choice = {"guiding": best.guiding, "metamodel": best.spec, "cv_mae": best.cv_mae}
     if settings.candidates:
-        choice["selection"] = selection
+        choice["selection"] = best.selection
     return CondensedBenchmark(
-        settings, references.take_samples(anchors), choice,
+        settings, references.take_samples(best.anchors), choice,
         dict(zip(references.sample_ids.tolist(), map(float, shown))), data_hash(references),
-        fitted)
+        best.fitted)
 
 
-def _selection_candidates(settings: CondenseSettings) -> list[tuple[str, str]]:
+def selection_candidates(settings: CondenseSettings) -> list[tuple[str, str]]:
     """(selection kind, disagreement score) pairs to try."""
     if not settings.candidates:
         return [(settings.selection, "centroid" if settings.selection == "cluster"

@@ -21,10 +21,10 @@ import numpy as np
 from scipy.special import softmax
 
 from disco_ray.backends.base import ModelSpec
-from disco_ray.condensed import CondensedBenchmark, CondenseSettings, Prediction, condense
+from disco_ray.condensed import (CondensedBenchmark, CondenseSettings, Prediction, condense,
+                                 selection_candidates)
 from disco_ray.config import (RunConfig, call_factory, config_error, load_config,
                               resolve_models)
-from disco_ray.disagreement import guiding_models
 from disco_ray.distributed.actors import Loader
 from disco_ray.distributed.cache import OutputCache, cache_key, read_parts
 from disco_ray.io import atomic_path
@@ -280,22 +280,22 @@ def model_outputs(task: Task, model_id: str, loglikelihoods: Sequence[np.ndarray
 
 
 def _disagreement_scores(state: _Run, parts: dict[str, Path],
-                            settings: CondenseSettings) -> np.ndarray | None:
-    """Per-sample disagreement over the guiding references, reduced with Ray Data.
+                         settings: CondenseSettings) -> dict[str, np.ndarray] | None:
+    """Per-sample PDS and JSD over all references, reduced with Ray Data.
 
-    None when the method's selection needs no scores (random, cluster) or weighs several
-    selections or guiding subsets against each other (`condense` scores each one in memory).
+    None when the method needs no scores (random or clustered anchors) or guides disagreement
+    by a subset of the references (`condense` scores such subsets in memory).
     """
-    if (settings.candidates or len(settings.guiding) != 1
-            or settings.selection in ("random", "cluster")):
+    kinds = {score for kind, score in selection_candidates(settings)
+             if kind not in ("random", "cluster")}
+    if not kinds or settings.guiding != (None,):
         log.info("disagreement: not reduced on Ray; condense handles the method's selection")
         return None
     from disco_ray.distributed.reduction import ray_disagreement_state
 
     state.ensure_ray()
-    names = list(parts)
-    guiding = [names[i] for i in guiding_models(len(names), settings.guiding[0], settings.seed)]
-    return ray_disagreement_state(list(parts.values()), guiding).scores(settings.score)
+    reduced = ray_disagreement_state(list(parts.values()))
+    return {kind: reduced.scores(kind) for kind in kinds}
 
 
 def predict(bench: CondensedBenchmark, parts: dict[str, Path],
