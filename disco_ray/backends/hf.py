@@ -96,6 +96,7 @@ class HFBackend:
         self._encode = tokenizer_encoder(self.tokenizer, bool(options.get("add_bos_token")))
         self._pad_id = _pad_id(self.tokenizer)
         self._can_trim = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        self.score_pairs([([self._pad_id], [self._pad_id])])  # warm-up: first-call set-up costs
 
     def loglikelihoods(self, samples: Sequence[MCSample]) -> list[np.ndarray]:
         """Per sample, the summed log-probability of each option's continuation."""
