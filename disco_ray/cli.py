@@ -38,11 +38,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def _read(args: argparse.Namespace):
     from disco_ray.io import read_outputs
 
-    options = {"task": args.task, "metric": args.metric} if args.task or args.metric != "acc" \
-        else {}
-    if args.data.suffix in (".npz", ".parquet"):
-        options = {}
-    return read_outputs(args.data, **options)
+    return read_outputs(args.data, task=args.task, metric=args.metric)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from disco_ray.io.atomic import atomic_path
-from disco_ray.io.lm_eval import read_lm_eval
+from disco_ray.io.lm_eval import LmEvalMetric, read_lm_eval
 from disco_ray.io.npz import read_npz
 from disco_ray.io.parquet import read_parquet, write_parquet
 from disco_ray.outputs import ModelOutputs, OutputsError
@@ -14,10 +14,11 @@ __all__ = ["atomic_path", "read_outputs", "write_outputs", "read_npz", "read_par
            "write_parquet", "read_lm_eval"]
 
 
-def read_outputs(path: str | Path, **options) -> ModelOutputs:
+def read_outputs(path: str | Path, task: str | None = None,
+                 metric: LmEvalMetric = "acc") -> ModelOutputs:
     """Read model outputs from an `.npz`, a Parquet file or directory of parts, or lm-eval logs.
 
-    `options` go to the format's reader (lm-eval: `task`, `metric`).
+    `task` (a task-name prefix) and `metric` (`acc` / `acc_norm`) apply to lm-eval logs only.
     """
     path = Path(path)
     if not path.exists():
@@ -27,7 +28,7 @@ def read_outputs(path: str | Path, **options) -> ModelOutputs:
     if path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
         return read_parquet(path)
     if path.suffix == ".jsonl" or (path.is_dir() and any(path.rglob("samples_*.jsonl"))):
-        return read_lm_eval(path, **options)
+        return read_lm_eval(path, task=task, metric=metric)
     raise OutputsError(
         f"{path}: unknown file type '{path.suffix or 'directory'}'. Fix: give a .npz file, a "
         ".parquet file or directory of parts (disco-ray format), or lm-eval --log_samples output "
