@@ -11,14 +11,15 @@ the paper's DISCO variants (`pds`/`jsd` x `knn`/`rf`).
 `disco`: anchors chosen among JSD top-k, PDS top-k (skipped where degenerate, i.e. on 0/1
 outcomes), clustered and random by the stack's out-of-fold MAE; metamodel = convex stack
 (weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT, a linear map of the IRT
-ability, ridge on the signature, ridge + RF on its residual, and kNN; targets flagged out of population are predicted by a
-second stack whose weights minimise the error on the strongest references held out in turn,
-and get intervals calibrated on that extrapolation CV.
+ability, ridge on the signature, ridge + RF on its residual, and kNN; targets flagged out of
+population are predicted by a second stack whose weights minimise the error on the strongest
+references held out in turn, and get intervals calibrated on that extrapolation CV.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+
 from disco_ray.condensed import CondenseSettings
 
 RF = {"regressor": "rf", "pca": 256}
