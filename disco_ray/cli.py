@@ -48,14 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="disco-ray", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("condense", parents=[common], help="reference outputs -> condensed benchmark directory")
+    p = sub.add_parser("condense", parents=[common],
+                       help="reference outputs -> condensed benchmark directory")
     _add_data_arguments(p)
     p.add_argument("--k", type=int, default=100, help="number of anchors (default 100)")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", required=True, type=Path, help="directory to write")
 
-    p = sub.add_parser("predict", parents=[common], help="condensed benchmark + outputs on the anchors -> scores")
+    p = sub.add_parser("predict", parents=[common],
+                       help="condensed benchmark + outputs on the anchors -> scores")
     _add_data_arguments(p)
     p.add_argument("--benchmark", required=True, type=Path, help="condensed benchmark directory")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -72,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-seed", action="store_true", help="a row per seed, not the mean")
     p.add_argument("--output", type=Path, help="also write the table as CSV here")
 
-    p = sub.add_parser("run", parents=[common], help="the whole pipeline from a YAML config (local Ray by default)")
+    p = sub.add_parser("run", parents=[common],
+                       help="the whole pipeline from a YAML config (local Ray by default)")
     p.add_argument("config", nargs="?", type=Path, default=None,
                    help="YAML config (default: configs/demo.yaml, the embedded demo)")
     p.add_argument("--output", type=Path, help="output directory (overrides the config)")

@@ -128,6 +128,11 @@ class CondensedBenchmark:
                 self._metamodel.ood_is_unbiased_mean_)
 
     @property
+    def metamodel(self):
+        """The fitted metamodel (a scikit-learn estimator)."""
+        return self._metamodel
+
+    @property
     def anchor_ids(self) -> list[str]:
         return self.references.sample_ids.tolist()
 
@@ -141,26 +146,26 @@ class CondensedBenchmark:
         self._check_compatible(outputs)
         X = anchor_features(outputs, anchors)
         if isinstance(self._metamodel, StackedMetamodel):
-            # out-of-population targets take the stack chosen by the extrapolation CV
+            # targets beyond the references take the stack chosen by the extrapolation CV
             inside, outside = self._metamodel.predict_both(X)
-            reasons = self._population.reasons(X, outside)
-            # beyond the references' scores the extrapolating stack predicts
             accuracy = X[:, -1]
             low, high = self._population.accuracy_range
-            beyond = (self._population.excess(outside) > 0) | (accuracy < low) | (accuracy > high)
-            scores = np.where(beyond, outside, inside)
+            routed = self._metamodel.routed(outside) | (accuracy < low) | (accuracy > high)
+            scores = np.where(routed, outside, inside)
+            reasons = self._population.reasons(X, scores)
         else:
             scores = self._metamodel.predict(X)
             reasons = self._population.reasons(X, scores)
+            routed = np.zeros(len(scores), dtype=bool)
         ood_half = np.full(len(scores), OOD_WIDENING * self._halfwidth)
         if self._extrapolation is not None:
             ood_half = self._extrapolation.halfwidth(self._population.excess(scores))
         if self._spread_scale is not None:
             ood_half = np.maximum(ood_half, self._spread_scale * self._metamodel.spread(X))
         result = []
-        for model_id, score, acc, why, wide in zip(outputs.model_ids, scores, X[:, -1], reasons,
-                                                   ood_half):
-            half = max(wide, self._halfwidth) if why else self._halfwidth
+        for model_id, score, acc, why, wide, far in zip(outputs.model_ids, scores, X[:, -1],
+                                                        reasons, ood_half, routed):
+            half = max(wide, self._halfwidth) if why or far else self._halfwidth
             result.append(Prediction(str(model_id), float(score), float(max(score - half, 0.0)),
                                      float(min(score + half, 1.0)), float(acc), bool(why), why))
         return result
@@ -169,7 +174,8 @@ class CondensedBenchmark:
         if self.references.has_probs != outputs.has_probs:
             kind = "per-choice probabilities" if self.references.has_probs else "0/1 outcomes"
             raise OutputsError(f"{outputs.source}: field 'probs': the condensed benchmark was "
-                               f"built from {kind}. Fix: give the target's outputs in the same form")
+                               f"built from {kind}. Fix: give the target's outputs in the same "
+                               "form")
         if outputs.has_probs and outputs.probs.shape[2] != self.references.probs.shape[2]:
             raise OutputsError(f"{outputs.source}: field 'probs' has {outputs.probs.shape[2]} "
                                f"choices, the references {self.references.probs.shape[2]}. Fix: "

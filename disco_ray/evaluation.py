@@ -38,14 +38,16 @@ def model_splits(outputs: ModelOutputs, split: str, seeds: int) -> Iterator[Spli
     """The splits of `split` kind.
 
     `random`: 20% of models held out per seed (leave-one-model-out, each model once, when there
-    are fewer than 100 models). `top`: the strongest 10% held out (at least 2), the same models
-    for every seed. `chronological`: the newest 10%, by the `model_dates` in the outputs' meta.
+    are fewer than 100 models; model i then draws its anchors with seed i mod `seeds`, so one
+    lucky or unlucky anchor draw is not shared by every held-out model). `top`: the strongest
+    10% held out (at least 2), the same models for every seed. `chronological`: the newest
+    10%, by the `model_dates` in the outputs' meta.
     """
     m = outputs.n_models
     if split == "random":
         if m < LEAVE_ONE_OUT_BELOW:
             for i in range(m):
-                yield Split(split, 0, np.delete(np.arange(m), i), np.array([i]))
+                yield Split(split, i % max(seeds, 1), np.delete(np.arange(m), i), np.array([i]))
             return
         for seed in range(seeds):
             order = np.random.default_rng(seed).permutation(m)

@@ -147,10 +147,12 @@ def choose_metamodel(candidates: list[dict], X: np.ndarray, y: np.ndarray, folds
                      seed: int) -> tuple[int, list[tuple[BaseEstimator, np.ndarray]], list[float]]:
     """Fit every candidate; return the index of the lowest out-of-fold MAE, the fits, the MAEs.
 
-    Ties go to the earlier candidate.
+    A candidate's error is its `validation_mae_` when it has one (`StackedMetamodel`), else
+    the MAE of its out-of-fold predictions. Ties go to the earlier candidate.
     """
     fits = [fit_with_out_of_fold(spec, X, y, folds, seed) for spec in candidates]
-    maes = [float(np.mean(np.abs(oof - y))) for _, oof in fits]
+    maes = [float(getattr(model, "validation_mae_", np.mean(np.abs(oof - y))))
+            for model, oof in fits]
     return int(np.argmin(maes)), fits, maes
 
 
@@ -272,6 +274,7 @@ def _convex_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     return w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
 
 
+ROUTE_QUANTILES = (0.8, 0.9, 0.95, 0.98, 1.0)
 EXTRAPOLATING = ("direct", "gp_irt")   # ridge on a saturating 0/1 signature does not
 
 
@@ -291,14 +294,17 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
       * every member's out-of-fold predictions (K-fold; RF out-of-bag) -> convex weights
         `weights_` minimising their squared error (the in-population stack), OOF residuals `oof_`;
       * the out-of-population stack: convex weights `top_weights_` over the extrapolating
-        members (`EXTRAPOLATING`: the anchor mean and IRT estimates), fitted on an extrapolation CV (the
-        strongest `top_fraction` of the references held out and predicted from the others) when
-        it holds at least `min_top` models; else the plain (weighted) anchor mean when it is an
-        unbiased estimate of the score (`mean_is_unbiased`: the data is the whole benchmark),
-        else weights fitted on the out-of-fold predictions;
+        members (`EXTRAPOLATING`: the anchor mean and IRT estimates), fitted on an extrapolation
+        CV (the strongest `top_fraction` of the references held out and predicted from the
+        others, every member refitted on the rest) when it holds at least `min_top` models; else
+        the plain (weighted) anchor mean when it is an unbiased estimate of the score
+        (`mean_is_unbiased`: the data is the whole benchmark), else weights fitted on the
+        out-of-fold predictions;
       * `ood_oof_`: that stack's out-of-fold predictions over all references; `top_residuals_`,
         `top_excess_`: its residuals on the held-out strongest references and how far their
-        predictions lie beyond the remaining references' best score (calibrates the intervals).
+        predictions lie beyond the remaining references' best score (calibrates the intervals);
+      * `route_above_`: targets whose out-of-population prediction exceeds it take that stack
+        (a quantile of the reference scores chosen on the pooled validation errors).
     """
 
     def __init__(self, members: tuple = (), folds: int = 5, seed: int = 0,
@@ -331,31 +337,66 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         self.top_member_mae_ = []
         P = None
         if len(inner) >= 5:
-            P = np.column_stack([make_metamodel(self.members[j], self.seed).fit(X[inner], y[inner])
-                                 .predict(X[top]) for j in ext])
+            P = np.column_stack([make_metamodel(spec, self.seed).fit(X[inner], y[inner])
+                                 .predict(X[top]) for spec in self.members])
+            P_ext = P[:, ext]
             self.top_member_mae_ = np.mean(np.abs(P - y[top, None]), axis=0).tolist()
+        else:
+            P_ext = None
+        calibrated = P is not None and len(top) >= self.min_top
         direct = [j for j in ext if self.members[j].get("regressor") == "direct"]
         self.ood_is_unbiased_mean_ = False
-        if P is not None and len(top) >= self.min_top:
-            w = _convex_weights(P, y[top])
+        self.top_weights_ = np.zeros(len(self.members))
+        if calibrated:
+            self.top_weights_[ext] = _convex_weights(P_ext, y[top])
         elif self.mean_is_unbiased and direct:
             # too few references to calibrate extrapolation, and the (weighted) anchor mean is
             # an unbiased estimate of the score for any model: beyond the references, use it
-            w = np.array([1.0 if j == direct[0] else 0.0 for j in ext])
+            self.top_weights_[direct[0]] = 1.0
             self.ood_is_unbiased_mean_ = True
         else:
-            w = _convex_weights(oof[:, ext], y)
-        self.top_weights_ = np.zeros(len(self.members))
-        self.top_weights_[ext] = w
+            self.top_weights_[ext] = _convex_weights(oof[:, ext], y)
         self.ood_oof_ = oof @ self.top_weights_
         if P is not None and not self.ood_is_unbiased_mean_:
-            predicted = P @ w
+            predicted = P @ self.top_weights_
             self.top_residuals_ = predicted - y[top]
             self.top_excess_ = np.maximum(predicted - y[inner].max(), 0.0)
+        self._choose_route(y, inner, top, P if calibrated else None)
         self.top_index_ = top
         spread = self.spread(X)
         self.spread_oof_ = None if spread is None else np.maximum(spread, 1e-6)
         return self
+
+    def _choose_route(self, y: np.ndarray, inner: np.ndarray, top: np.ndarray,
+                      P: np.ndarray | None) -> None:
+        """Choose `route_above_`: targets whose out-of-population prediction exceeds it take that
+        stack. Candidates are quantiles `ROUTE_QUANTILES` of the reference scores; the choice
+        minimises the mean error over the references' out-of-fold predictions pooled with the
+        extrapolation CV's predictions of the strongest references (threshold from the
+        remaining references). Sets `validation_mae_`, that pooled error at the choice: what
+        `choose_metamodel` (and so the anchor choice) minimises.
+        """
+        routed = np.where(self.ood_oof_ > y.max(), self.ood_oof_, self.oof_)
+        self.route_quantile_ = 1.0
+        self.route_above_ = float(y.max())
+        self.validation_mae_ = float(np.mean(np.abs(routed - y)))
+        if P is None:
+            return
+        inside_top, outside_top = P @ self.weights_, P @ self.top_weights_
+        errors = []
+        for q in ROUTE_QUANTILES:
+            within = np.where(self.ood_oof_ > np.quantile(y, q), self.ood_oof_, self.oof_)
+            beyond = np.where(outside_top > np.quantile(y[inner], q), outside_top, inside_top)
+            errors.append((np.sum(np.abs(within - y)) + np.sum(np.abs(beyond - y[top])))
+                          / (len(y) + len(top)))
+        best = int(np.argmin(errors))
+        self.route_quantile_ = ROUTE_QUANTILES[best]
+        self.route_above_ = float(np.quantile(y, self.route_quantile_))
+        self.validation_mae_ = float(errors[best])
+
+    def routed(self, outside: np.ndarray) -> np.ndarray:
+        """Whether each target takes the out-of-population stack (see `_choose_route`)."""
+        return outside > self.route_above_
 
     def spread(self, X: np.ndarray) -> np.ndarray | None:
         """Per-target uncertainty scale from the IRT ability member (None without one)."""

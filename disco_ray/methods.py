@@ -9,11 +9,13 @@ full score by a linear fit on the references), `random_gp_irt` (random anchors +
 the paper's DISCO variants (`pds`/`jsd` x `knn`/`rf`).
 
 `disco`: anchors chosen among JSD top-k, PDS top-k (skipped where degenerate, i.e. on 0/1
-outcomes), clustered and random by the stack's out-of-fold MAE; metamodel = convex stack
-(weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT, a linear map of the IRT
-ability, ridge on the signature, ridge + RF on its residual, and kNN; targets flagged out of
-population are predicted by a second stack whose weights minimise the error on the strongest
-references held out in turn, and get intervals calibrated on that extrapolation CV.
+outcomes), clustered and random by the stack's validation error on the references (out-of-fold
+errors pooled with an extrapolation CV that predicts the strongest references from the others);
+metamodel = convex stack (weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT,
+a linear map of the IRT ability, ridge on the signature, ridge + RF on its residual, and kNN.
+A target whose extrapolating prediction (a second stack of the anchor mean and the IRT estimates,
+weighted on the extrapolation CV) exceeds a quantile of the reference scores chosen on that same
+pooled error takes that prediction and an interval calibrated on the extrapolation CV.
 """
 
 from __future__ import annotations

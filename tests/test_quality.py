@@ -94,3 +94,24 @@ def test_gp_irt_baseline_runs_on_probabilities_and_outcomes():
         error = np.mean([abs(p.score - t) for p, t in
                          zip(predictions, population.scores()[60:])])
         assert error < 0.1
+
+
+def test_targets_beyond_the_references_take_the_extrapolating_stack(world):
+    """The strongest 30 models held out: the router sends most of them to the stack calibrated
+    on the strongest references, which beats the in-population stack on them."""
+    from disco_ray.metamodels import ROUTE_QUANTILES
+    from disco_ray.signatures import anchor_features
+
+    order = np.argsort(world.scores())
+    refs, strong = world.take_models(order[:170]), world.take_models(order[-30:])
+    bench = condense(refs, method_settings("disco", 15, seed=0))
+    stack = bench.metamodel
+    assert stack.route_quantile_ in ROUTE_QUANTILES
+    assert stack.route_above_ == pytest.approx(np.quantile(refs.scores(), stack.route_quantile_))
+    inside, outside = stack.predict_both(
+        anchor_features(strong, strong.sample_index(bench.anchor_ids)))
+    predicted = np.array([p.score for p in bench.predict(strong)])
+    routed = np.isclose(predicted, outside) & ~np.isclose(predicted, inside)
+    assert routed.mean() > 0.5
+    true = strong.scores()
+    assert np.mean(np.abs(predicted - true)) < np.mean(np.abs(inside - true))

@@ -3,8 +3,8 @@
 Every model's actor is created at once: as many run as the cluster holds and the rest stay
 pending (so an autoscaler sees the demand and adds nodes). The sample batches are put in the
 object store once and all of them are queued on every actor at once; an actor is killed as soon
-as its last batch returns. A crashed actor restarts and its batches are retried (`max_retries`); a model
-that still fails is reported with its error while the others finish.
+as its last batch returns. A crashed actor restarts and its batches are retried (`max_retries`);
+a model that still fails is reported with its error while the others finish.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 lm-eval writes, per model, `<output_path>/<model>/samples_<task>_<date>.jsonl` (one line per doc:
 `doc_id`, `target`, `arguments` (per option `{"arg_0": context, "arg_1": continuation}`),
-`filtered_resps` (per option `["<loglikelihood>", "<is_greedy>"]`), and the per-sample metrics such
-as `acc`, `acc_norm`) beside `results_<date>.json`. Probabilities are the softmax over the per-option
-log-likelihoods (divided by the continuation's length in characters for `acc_norm`).
+`filtered_resps` (per option `["<loglikelihood>", "<is_greedy>"]`), and the per-sample metrics
+such as `acc`, `acc_norm`) beside `results_<date>.json`. Probabilities are the softmax over the
+per-option log-likelihoods (divided by the continuation's length in characters for `acc_norm`).
 """
 
 from __future__ import annotations

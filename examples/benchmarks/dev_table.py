@@ -6,7 +6,13 @@ Usage:
 
 Writes `<out>.csv` (one row per dataset, split, k, method, mean over seeds) and `<out>.md`
 (a markdown table of MAE / Spearman / coverage per cell, the best MAE in bold, and whether
-`disco` is lowest-or-equal). Never point it at the reserved data while developing.
+`disco` is lowest-or-equal). `--reuse CSV` (repeatable) takes the rows of methods not run this
+time from earlier CSVs of this script, e.g. to rerun only `disco` after changing it:
+
+    python examples/benchmarks/dev_table.py --datasets openllm_arc --methods disco \
+        --reuse examples/benchmarks/dev_table/openllm_arc.csv --out /tmp/arc
+
+Never point it at the reserved data while developing.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ def cell_markdown(table: pd.DataFrame) -> str:
     """One markdown row per (dataset, split, k): MAE (Spearman) per method, best in bold."""
     methods = [m for m in METHODS if m in set(table["method"])]
     header = ("| data | split | k | " + " | ".join(methods)
-              + " | disco coverage90 | disco best? |\n|" + "---|" * (len(methods) + 5))
+              + " | disco coverage90 | disco best? | disco Spearman - best baseline's |\n|"
+              + "---|" * (len(methods) + 6))
     lines = [header]
     for (data, split, k), cell in table.groupby(["data", "split", "k"], sort=False):
         by_method = cell.set_index("method")
@@ -39,9 +46,20 @@ def cell_markdown(table: pd.DataFrame) -> str:
         disco = by_method.loc["disco"] if "disco" in by_method.index else None
         coverage = f"{disco.coverage90:.2f}" if disco is not None else "-"
         wins = "yes" if disco is not None and disco.mae_pp <= best + 1e-9 else "no"
+        baselines = by_method.drop(index="disco", errors="ignore")["spearman"]
+        gap = f"{disco.spearman - baselines.max():+.3f}" if disco is not None else "-"
         lines.append(f"| {data} | {split} | {k} | " + " | ".join(entries)
-                     + f" | {coverage} | {wins} |")
+                     + f" | {coverage} | {wins} | {gap} |")
     return "\n".join(lines)
+
+
+def reused_rows(path: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of an earlier CSV for (dataset, method) pairs that `table` does not hold."""
+    earlier = pd.read_csv(path)
+    have = set(zip(table["data"], table["method"]))
+    keep = [(d, m) not in have and d in set(table["data"]) for d, m in
+            zip(earlier["data"], earlier["method"])]
+    return earlier[keep]
 
 
 def main() -> None:
@@ -54,6 +72,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--out", type=Path, default=Path("examples/benchmarks/dev_table"))
+    parser.add_argument("--reuse", type=Path, action="append", default=[],
+                        help="earlier CSV of this script: rows of methods not run this time")
     args = parser.parse_args()
     tables = []
     for name in args.datasets.split(","):
@@ -65,6 +85,8 @@ def main() -> None:
         tables.append(summarize(per_seed).assign(data=name))
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     table = pd.concat(tables, ignore_index=True)
+    table = pd.concat([table, *(reused_rows(path, table) for path in args.reuse)],
+                      ignore_index=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out.with_suffix(".csv"), index=False)
     markdown = cell_markdown(table)
