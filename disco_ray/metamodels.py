@@ -322,7 +322,6 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         fits = [fit_with_out_of_fold(spec, X, y, self.folds, self.seed) for spec in self.members]
         self.models_ = [model for model, _ in fits]
         oof = np.column_stack([pred for _, pred in fits])
-        self.member_oof_mae_ = np.mean(np.abs(oof - y[:, None]), axis=0).tolist()
         self.weights_ = _convex_weights(oof, y)
         self.oof_ = oof @ self.weights_
         self.extrapolating_ = np.array([extrapolates(spec) for spec in self.members])
@@ -334,16 +333,15 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         order = np.argsort(y, kind="stable")
         inner, top = np.sort(order[:-n_top]), np.sort(order[-n_top:])
         self.top_residuals_ = self.top_excess_ = None
-        self.top_member_mae_ = []
-        P = None
+        calibrated = len(inner) >= 5 and len(top) >= self.min_top
+        # members refitted on the rest predict the strongest; all of them only when the router
+        # is calibrated (it compares both stacks there), else the extrapolating ones
+        fitted = range(len(self.members)) if calibrated else ext
+        P = P_ext = None
         if len(inner) >= 5:
-            P = np.column_stack([make_metamodel(spec, self.seed).fit(X[inner], y[inner])
-                                 .predict(X[top]) for spec in self.members])
-            P_ext = P[:, ext]
-            self.top_member_mae_ = np.mean(np.abs(P - y[top, None]), axis=0).tolist()
-        else:
-            P_ext = None
-        calibrated = P is not None and len(top) >= self.min_top
+            P = np.column_stack([make_metamodel(self.members[j], self.seed)
+                                 .fit(X[inner], y[inner]).predict(X[top]) for j in fitted])
+            P_ext = P[:, ext] if calibrated else P
         direct = [j for j in ext if self.members[j].get("regressor") == "direct"]
         self.ood_is_unbiased_mean_ = False
         self.top_weights_ = np.zeros(len(self.members))
@@ -357,12 +355,11 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         else:
             self.top_weights_[ext] = _convex_weights(oof[:, ext], y)
         self.ood_oof_ = oof @ self.top_weights_
-        if P is not None and not self.ood_is_unbiased_mean_:
-            predicted = P @ self.top_weights_
+        if P_ext is not None and not self.ood_is_unbiased_mean_:
+            predicted = P_ext @ self.top_weights_[ext]
             self.top_residuals_ = predicted - y[top]
             self.top_excess_ = np.maximum(predicted - y[inner].max(), 0.0)
         self._choose_route(y, inner, top, P if calibrated else None)
-        self.top_index_ = top
         spread = self.spread(X)
         self.spread_oof_ = None if spread is None else np.maximum(spread, 1e-6)
         return self
