@@ -146,11 +146,11 @@ class CondensedBenchmark:
         self._check_compatible(outputs)
         X = anchor_features(outputs, anchors)
         if isinstance(self._metamodel, StackedMetamodel):
-            # targets beyond the references take the stack chosen by the extrapolation CV
+            # targets beyond the strongest references take the stack chosen by the extrapolation
+            # CV; weak ones never do (the in-population stack holds up better there)
             inside, outside = self._metamodel.predict_both(X)
-            accuracy = X[:, -1]
-            low, high = self._population.accuracy_range
-            routed = self._metamodel.routed(outside) | (accuracy < low) | (accuracy > high)
+            routed = (self._metamodel.routed(outside)
+                      | (X[:, -1] > self._population.accuracy_range[1]))
             scores = np.where(routed, outside, inside)
             reasons = self._population.reasons(X, scores)
         else:

@@ -274,6 +274,17 @@ def _convex_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
     return w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
 
 
+def _cross_stacked(P: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Out-of-fold predictions of the stack itself: each fold's rows weighted by convex weights
+    fitted on the other folds (so the stack's validation error and conformal residuals do not
+    flatter it by the weights fitted on the same rows)."""
+    stacked = np.empty(len(y))
+    splitter = KFold(n_splits=max(2, min(folds, len(y))), shuffle=True, random_state=seed)
+    for train, test in splitter.split(P):
+        stacked[test] = P[test] @ _convex_weights(P[train], y[train])
+    return stacked
+
+
 ROUTE_QUANTILES = (0.8, 0.9, 0.95, 0.98, 1.0)
 EXTRAPOLATING = ("direct", "gp_irt")   # ridge on a saturating 0/1 signature does not
 
@@ -292,7 +303,9 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
 
     fit(X, y), on reference models only:
       * every member's out-of-fold predictions (K-fold; RF out-of-bag) -> convex weights
-        `weights_` minimising their squared error (the in-population stack), OOF residuals `oof_`;
+        `weights_` minimising their squared error (the in-population stack); the stack's own
+        out-of-fold predictions `oof_` weight each fold by weights fitted without it (with few
+        references, weights fitted on the same rows flatter the stack);
       * the out-of-population stack: convex weights `top_weights_` over the extrapolating
         members (`EXTRAPOLATING`: the anchor mean and IRT estimates), fitted on an extrapolation
         CV (the strongest `top_fraction` of the references held out and predicted from the
@@ -304,7 +317,8 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         `top_excess_`: its residuals on the held-out strongest references and how far their
         predictions lie beyond the remaining references' best score (calibrates the intervals);
       * `route_above_`: targets whose out-of-population prediction exceeds it take that stack
-        (a quantile of the reference scores chosen on the pooled validation errors).
+        (a quantile of the reference scores chosen on the pooled validation errors); targets
+        weaker than the references never do (`CondensedBenchmark.predict`).
     """
 
     def __init__(self, members: tuple = (), folds: int = 5, seed: int = 0,
@@ -323,7 +337,7 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         self.models_ = [model for model, _ in fits]
         oof = np.column_stack([pred for _, pred in fits])
         self.weights_ = _convex_weights(oof, y)
-        self.oof_ = oof @ self.weights_
+        self.oof_ = _cross_stacked(oof, y, self.folds, self.seed)
         self.extrapolating_ = np.array([extrapolates(spec) for spec in self.members])
         if not self.extrapolating_.any():
             self.extrapolating_[:] = True
@@ -355,6 +369,8 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         else:
             self.top_weights_[ext] = _convex_weights(oof[:, ext], y)
         self.ood_oof_ = oof @ self.top_weights_
+        if not calibrated and not self.ood_is_unbiased_mean_:
+            self.ood_oof_ = _cross_stacked(oof[:, ext], y, self.folds, self.seed)
         if P_ext is not None and not self.ood_is_unbiased_mean_:
             predicted = P_ext @ self.top_weights_[ext]
             self.top_residuals_ = predicted - y[top]

@@ -15,7 +15,9 @@ metamodel = convex stack (weights fitted on out-of-fold predictions) of the anch
 a linear map of the IRT ability, ridge on the signature, ridge + RF on its residual, and kNN.
 A target whose extrapolating prediction (a second stack of the anchor mean and the IRT estimates,
 weighted on the extrapolation CV) exceeds a quantile of the reference scores chosen on that same
-pooled error takes that prediction and an interval calibrated on the extrapolation CV.
+pooled error, or whose anchor accuracy exceeds every reference's, takes that prediction and an
+interval calibrated on the extrapolation CV; targets weaker than every reference keep the
+in-population stack (flagged, with a widened interval).
 """
 
 from __future__ import annotations

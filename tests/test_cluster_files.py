@@ -198,13 +198,15 @@ def test_launcher_uses_image_and_token_auth(name):
     cfg = _launcher(name)
     assert cfg["docker"]["image"] == IMAGE
     assert cfg["docker"]["container_name"]
-    assert cfg["provider"]["cache_stopped_nodes"] is False  # idle GPU nodes are deleted, not stopped
+    # idle GPU nodes are deleted, not stopped
+    assert cfg["provider"]["cache_stopped_nodes"] is False
     # Token auth on every node: same mode and token file for head and workers.
     for key in ("head_start_ray_commands", "worker_start_ray_commands"):
         start = " ".join(cfg[key])
         assert "RAY_AUTH_MODE=token" in start, key
         assert f"RAY_AUTH_TOKEN_PATH={TOKEN_PATH}" in start, key
-    assert "--autoscaling-config=~/ray_bootstrap_config.yaml" in " ".join(cfg["head_start_ray_commands"])
+    head_start = " ".join(cfg["head_start_ray_commands"])
+    assert "--autoscaling-config=~/ray_bootstrap_config.yaml" in head_start
     token_dir = TOKEN_PATH.replace("$HOME", "~").rsplit("/", 1)[0]
     assert token_dir in cfg["file_mounts"]
     # Nothing is pip-installed on the nodes except the cloud SDK of the head's autoscaler.
@@ -318,7 +320,8 @@ def kuberay_spec_errors(spec: dict) -> list[str]:
     for group in [dict(head, groupName="Head")] + groups:
         name = group["groupName"]
         params = group.get("rayStartParams") or {}
-        if any(params.get(k) for k in ("num-cpus", "num-gpus", "memory", "resources")) and group.get("resources"):
+        in_params = any(params.get(k) for k in ("num-cpus", "num-gpus", "memory", "resources"))
+        if in_params and group.get("resources"):
             errors.append(f"{name}: resources in both rayStartParams and Resources")
         if "labels" in params:
             errors.append(f"{name}: rayStartParams['labels'] is not supported")
@@ -425,7 +428,8 @@ def _check_cluster_spec(spec: dict):
         container = pod["containers"][0]
         limits, requests = container["resources"]["limits"], container["resources"]["requests"]
         assert int(limits["nvidia.com/gpu"]) >= 1
-        assert requests.get("nvidia.com/gpu") == limits["nvidia.com/gpu"]  # extended resources: equal
+        # extended resources: requests equal limits
+        assert requests.get("nvidia.com/gpu") == limits["nvidia.com/gpu"]
         assert any(
             t.get("key") == "nvidia.com/gpu" and t.get("operator") == "Exists"
             for t in pod.get("tolerations") or []
@@ -435,7 +439,8 @@ def _check_cluster_spec(spec: dict):
         shm = [m for m in container.get("volumeMounts") or [] if m["mountPath"] == "/dev/shm"]
         assert len(shm) == 1
         assert volumes[shm[0]["name"]]["emptyDir"]["medium"] == "Memory"
-    one_gpu = [g for g in gpu_groups if int(g["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]) == 1]
+    one_gpu = [g for g in gpu_groups if int(
+        g["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]) == 1]
     assert one_gpu and one_gpu[0]["maxReplicas"] == 8
 
 
@@ -500,7 +505,8 @@ def test_ray_translates_kuberay_spec_to_valid_autoscaling_config(which):
         cr = _raycluster()
     else:
         job = _rayjob()
-        cr = {"metadata": {"name": job["metadata"]["name"] + "-abcde"}, "spec": job["spec"]["rayClusterSpec"]}
+        cr = {"metadata": {"name": job["metadata"]["name"] + "-abcde"},
+              "spec": job["spec"]["rayClusterSpec"]}
     cr = copy.deepcopy(cr)
     cr["metadata"].setdefault("namespace", "default")
     config = autoscaling_config._derive_autoscaling_config_from_ray_cr(cr)
@@ -551,7 +557,8 @@ def _run_submit(tmp_path, *args, env_extra=None):
     env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(home)}
     env.update(env_extra or {})
     return subprocess.run(
-        ["bash", str(SUBMIT), *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=30
+        ["bash", str(SUBMIT), *args], capture_output=True, text=True, env=env, cwd=tmp_path,
+        timeout=30
     )
 
 
@@ -572,7 +579,8 @@ def test_submit_script_builds_the_job_submit_command(tmp_path):
     assert options[options.index("--runtime-env") + 1] == "cluster/runtime_env.yaml"
     assert options[options.index("--submission-id") + 1] == "job1"
     assert "--no-wait" in options
-    assert entrypoint == ["python", "-m", "disco_ray", "run", config, "--output", "/home/ray/disco_runs/x"]
+    assert entrypoint == ["python", "-m", "disco_ray", "run", config,
+                          "--output", "/home/ray/disco_runs/x"]
     assert f"CWD={ROOT}" in result.stdout  # --working-dir . is the repository root
     assert "AUTH_MODE= " in result.stdout  # no token anywhere: auth left alone
     assert "ray job logs -f" in result.stderr
@@ -606,5 +614,6 @@ def test_cluster_readme_states_how_it_was_validated():
     text = (CLUSTER / "README.md").read_text().lower()
     assert "validated offline" in text
     assert "never launched" in text
-    for needle in ("ray up cluster/aws.yaml", "kubectl apply", "cluster/submit.sh", "ray status", "ray down"):
+    for needle in ("ray up cluster/aws.yaml", "kubectl apply", "cluster/submit.sh", "ray status",
+                   "ray down"):
         assert needle in text
