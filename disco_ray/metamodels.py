@@ -368,8 +368,9 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
             self.ood_is_unbiased_mean_ = True
         else:
             self.top_weights_[ext] = _convex_weights(oof[:, ext], y)
-        self.ood_oof_ = oof @ self.top_weights_
-        if not calibrated and not self.ood_is_unbiased_mean_:
+        if calibrated or self.ood_is_unbiased_mean_:
+            self.ood_oof_ = oof @ self.top_weights_
+        else:   # weights fitted on these very rows
             self.ood_oof_ = _cross_stacked(oof[:, ext], y, self.folds, self.seed)
         if P_ext is not None and not self.ood_is_unbiased_mean_:
             predicted = P_ext @ self.top_weights_[ext]
