@@ -12,7 +12,8 @@ the paper's DISCO variants (`pds`/`jsd` x `knn`/`rf`).
 outcomes), clustered and random by the stack's validation error on the references (out-of-fold
 errors pooled with an extrapolation CV that predicts the strongest references from the others);
 metamodel = convex stack (weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT,
-a linear map of the IRT ability, ridge on the signature, ridge + RF on its residual, and kNN.
+a linear map of the IRT ability, ridge on the signature, ridge + RF on its residual, kNN, and RF
+on the signature and the anchor accuracy.
 A target whose extrapolating prediction (a second stack of the anchor mean and the IRT estimates,
 weighted on the extrapolation CV) exceeds a quantile of the reference scores chosen on that same
 pooled error, or whose anchor accuracy exceeds every reference's, takes that prediction and an
@@ -33,8 +34,9 @@ THETA = {"regressor": "gp_irt", "feature": "theta"}
 RIDGE = {"regressor": "ridge", "pca": 256, "with_accuracy": True}
 HYBRID = {"regressor": "hybrid", "pca": 256}
 DIRECT = {"regressor": "direct"}
+RF_ACC = {**RF, "with_accuracy": True}
 STACK = {"regressor": "stack",
-         "members": [DIRECT, GP_IRT, THETA, RIDGE, HYBRID, KNN]}
+         "members": [DIRECT, GP_IRT, THETA, RIDGE, HYBRID, KNN, RF_ACC]}
 
 _BASE: dict[str, CondenseSettings] = {
     "random_direct": CondenseSettings(selection="random", metamodels=(DIRECT,)),
