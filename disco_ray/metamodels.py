@@ -319,16 +319,23 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
       * `route_above_`: targets whose out-of-population prediction exceeds it take that stack
         (a quantile of the reference scores chosen on the pooled validation errors); targets
         weaker than the references never do (`CondensedBenchmark.predict`).
+
+    `extrapolation_weight`: how much the extrapolation CV's error counts in `validation_mae_`
+    (which chooses the route and, in `condense`, the anchors): None pools the two sets of
+    errors by their sizes (the strongest references are ~1/11 of them), 0.5 counts targets
+    beyond the references as much as those within.
     """
 
     def __init__(self, members: tuple = (), folds: int = 5, seed: int = 0,
-                 top_fraction: float = 0.1, min_top: int = 10, mean_is_unbiased: bool = False):
+                 top_fraction: float = 0.1, min_top: int = 10, mean_is_unbiased: bool = False,
+                 extrapolation_weight: float | None = None):
         self.members = members
         self.folds = folds
         self.seed = seed
         self.top_fraction = top_fraction
         self.min_top = min_top
         self.mean_is_unbiased = mean_is_unbiased
+        self.extrapolation_weight = extrapolation_weight
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "StackedMetamodel":
         X = np.asarray(X, dtype=np.float64)
@@ -387,7 +394,8 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         stack. Candidates are quantiles `ROUTE_QUANTILES` of the reference scores; the choice
         minimises the mean error over the references' out-of-fold predictions pooled with the
         extrapolation CV's predictions of the strongest references (threshold from the
-        remaining references). Sets `validation_mae_`, that pooled error at the choice: what
+        remaining references), or their mix by `extrapolation_weight`. Sets `validation_mae_`,
+        that error at the choice: what
         `choose_metamodel` (and so the anchor choice) minimises.
         """
         routed = np.where(self.ood_oof_ > y.max(), self.ood_oof_, self.oof_)
@@ -401,12 +409,18 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         for q in ROUTE_QUANTILES:
             within = np.where(self.ood_oof_ > np.quantile(y, q), self.ood_oof_, self.oof_)
             beyond = np.where(outside_top > np.quantile(y[inner], q), outside_top, inside_top)
-            errors.append((np.sum(np.abs(within - y)) + np.sum(np.abs(beyond - y[top])))
-                          / (len(y) + len(top)))
+            errors.append(self._validation_error(np.abs(within - y), np.abs(beyond - y[top])))
         best = int(np.argmin(errors))
         self.route_quantile_ = ROUTE_QUANTILES[best]
         self.route_above_ = float(np.quantile(y, self.route_quantile_))
         self.validation_mae_ = float(errors[best])
+
+    def _validation_error(self, within: np.ndarray, beyond: np.ndarray) -> float:
+        """Mean absolute error over both sets (pooled, or mixed by `extrapolation_weight`)."""
+        if self.extrapolation_weight is None:
+            return float(np.concatenate([within, beyond]).mean())
+        w = self.extrapolation_weight
+        return float((1 - w) * within.mean() + w * beyond.mean())
 
     def routed(self, outside: np.ndarray) -> np.ndarray:
         """Whether each target takes the out-of-population stack (see `_choose_route`)."""

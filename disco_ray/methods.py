@@ -19,6 +19,11 @@ weighted on the extrapolation CV) exceeds a quantile of the reference scores cho
 pooled error, or whose anchor accuracy exceeds every reference's, takes that prediction and an
 interval calibrated on the extrapolation CV; targets weaker than every reference keep the
 in-population stack (flagged, with a widened interval).
+
+`disco_frontier`: `disco` with the extrapolation CV counting as much as the in-range
+cross-validation when choosing the anchors and the route (`disco` pools them by size, so the
+strongest references weigh ~1/11). For targets expected to be stronger than every reference (new
+checkpoints past the references' frontier); it gives up some in-range accuracy for it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ DIRECT = {"regressor": "direct"}
 RF_ACC = {**RF, "with_accuracy": True}
 STACK = {"regressor": "stack",
          "members": [DIRECT, GP_IRT, THETA, RIDGE, HYBRID, KNN, RF_ACC]}
+FRONTIER_STACK = {**STACK, "extrapolation_weight": 0.5}
 
 _BASE: dict[str, CondenseSettings] = {
     "random_direct": CondenseSettings(selection="random", metamodels=(DIRECT,)),
@@ -51,6 +57,7 @@ _BASE: dict[str, CondenseSettings] = {
         score="jsd", candidates=("top-jsd", "top-pds", "cluster", "cluster-random", "random"),
         metamodels=(STACK,)),
 }
+_BASE["disco_frontier"] = replace(_BASE["disco"], metamodels=(FRONTIER_STACK,))
 
 METHODS: tuple[str, ...] = tuple(_BASE)
 DEFAULT_METHOD = "disco"

@@ -153,3 +153,32 @@ def test_stack_out_of_fold_error_is_not_flattered_by_its_own_weights():
     assert np.mean(crossed) > 1.05 * np.mean(in_sample)
     exact = np.column_stack([y, rng.random(20)])
     assert _cross_stacked(exact, y, 5, 0) == pytest.approx(y, abs=1e-6)
+
+
+def test_extrapolation_weight_sets_what_the_route_and_anchor_choice_minimise(world):
+    """weight 0: the in-range routed out-of-fold error only; None: pooled with the extrapolation
+    CV's error by count; the frontier preset differs from `disco` by that weight alone."""
+    from dataclasses import replace
+
+    from disco_ray.metamodels import ROUTE_QUANTILES, StackedMetamodel
+    from disco_ray.methods import STACK
+    from disco_ray.signatures import anchor_features
+
+    refs = world.take_models(np.argsort(world.scores())[:170])
+    X = anchor_features(refs, np.arange(15))
+    y = refs.scores()
+    members = ({"regressor": "direct"}, {"regressor": "ridge", "pca": None,
+                                         "with_accuracy": True})
+    fits = {w: StackedMetamodel(members, min_top=5, extrapolation_weight=w).fit(X, y)
+            for w in (None, 0.0, 1.0)}
+    in_range = fits[0.0]
+    expected = min(np.mean(np.abs(np.where(in_range.ood_oof_ > np.quantile(y, q),
+                                           in_range.ood_oof_, in_range.oof_) - y))
+                   for q in ROUTE_QUANTILES)
+    assert in_range.validation_mae_ == pytest.approx(expected)
+    # pooled by count, the ~1/11 weight of the strongest references moves it off both extremes
+    errors = [fits[w].validation_mae_ for w in (0.0, None, 1.0)]
+    assert len(set(np.round(errors, 12))) == 3 and min(errors[0], errors[2]) <= errors[1]
+    frontier, disco = method_settings("disco_frontier", 15), method_settings("disco", 15)
+    assert frontier.metamodels == ({**STACK, "extrapolation_weight": 0.5},)
+    assert replace(frontier, metamodels=disco.metamodels) == disco

@@ -6,8 +6,9 @@ Usage:
 
 Writes `<out>.csv` (one row per dataset, split, k, method, mean over seeds) and `<out>.md`
 (a markdown table of MAE / Spearman / coverage per cell, the best MAE in bold, and whether
-`disco` is lowest-or-equal). `--reuse CSV` (repeatable) takes the rows of methods not run this
-time from earlier CSVs of this script, e.g. to rerun only `disco` after changing it:
+each `disco` variant is lowest-or-equal among the baselines). `--reuse CSV` (repeatable) takes
+the rows of methods not run this time from earlier CSVs of this script, e.g. to rerun only
+`disco` after changing it:
 
     python examples/benchmarks/dev_table.py --datasets openllm_arc --methods disco \
         --reuse examples/benchmarks/dev_table/openllm_arc.csv --out /tmp/arc
@@ -29,11 +30,15 @@ from disco_ray.methods import METHODS
 
 
 def cell_markdown(table: pd.DataFrame) -> str:
-    """One markdown row per (dataset, split, k): MAE (Spearman) per method, best in bold."""
+    """One markdown row per (dataset, split, k): MAE (Spearman) per method, best in bold, and
+    per `disco` variant its coverage, whether it beats-or-ties every baseline (methods not
+    named `disco*`) and its Spearman minus the best baseline's."""
     methods = [m for m in METHODS if m in set(table["method"])]
-    header = ("| data | split | k | " + " | ".join(methods)
-              + " | disco coverage90 | disco best? | disco Spearman - best baseline's |\n|"
-              + "---|" * (len(methods) + 6))
+    variants = [m for m in methods if m.startswith("disco")]
+    extra = [f"{v} {col}" for v in variants for col in
+             ("coverage90", "best?", "Spearman - best baseline's")]
+    header = ("| data | split | k | " + " | ".join(methods + extra) + " |\n|"
+              + "---|" * (len(methods) + len(extra) + 3))
     lines = [header]
     for (data, split, k), cell in table.groupby(["data", "split", "k"], sort=False):
         by_method = cell.set_index("method")
@@ -43,13 +48,13 @@ def cell_markdown(table: pd.DataFrame) -> str:
             row = by_method.loc[m]
             text = f"{row.mae_pp:.2f} ({row.spearman:.3f})"
             entries.append(f"**{text}**" if row.mae_pp <= best + 1e-9 else text)
-        disco = by_method.loc["disco"] if "disco" in by_method.index else None
-        coverage = f"{disco.coverage90:.2f}" if disco is not None else "-"
-        wins = "yes" if disco is not None and disco.mae_pp <= best + 1e-9 else "no"
-        baselines = by_method.drop(index="disco", errors="ignore")["spearman"]
-        gap = f"{disco.spearman - baselines.max():+.3f}" if disco is not None else "-"
-        lines.append(f"| {data} | {split} | {k} | " + " | ".join(entries)
-                     + f" | {coverage} | {wins} | {gap} |")
+        baselines = by_method.drop(index=variants, errors="ignore")
+        for v in variants:
+            row = by_method.loc[v]
+            wins = "yes" if row.mae_pp <= baselines["mae_pp"].min() + 1e-9 else "no"
+            entries += [f"{row.coverage90:.2f}", wins,
+                        f"{row.spearman - baselines['spearman'].max():+.3f}"]
+        lines.append(f"| {data} | {split} | {k} | " + " | ".join(entries) + " |")
     return "\n".join(lines)
 
 
