@@ -395,8 +395,7 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         minimises the mean error over the references' out-of-fold predictions pooled with the
         extrapolation CV's predictions of the strongest references (threshold from the
         remaining references), or their mix by `extrapolation_weight`. Sets `validation_mae_`,
-        that error at the choice: what
-        `choose_metamodel` (and so the anchor choice) minimises.
+        that error at the choice: what `choose_metamodel` (and so the anchor choice) minimises.
         """
         routed = np.where(self.ood_oof_ > y.max(), self.ood_oof_, self.oof_)
         self.route_quantile_ = 1.0
