@@ -397,16 +397,18 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         remaining references), or their mix by `extrapolation_weight`. Sets `validation_mae_`,
         that error at the choice: what `choose_metamodel` (and so the anchor choice) minimises.
         """
-        routed = np.where(self.ood_oof_ > y.max(), self.ood_oof_, self.oof_)
+        def routed_oof(threshold: float) -> np.ndarray:
+            return np.where(self.ood_oof_ > threshold, self.ood_oof_, self.oof_)
+
         self.route_quantile_ = 1.0
         self.route_above_ = float(y.max())
-        self.validation_mae_ = float(np.mean(np.abs(routed - y)))
+        self.validation_mae_ = float(np.mean(np.abs(routed_oof(y.max()) - y)))
         if P is None:
             return
         inside_top, outside_top = P @ self.weights_, P @ self.top_weights_
         errors = []
         for q in ROUTE_QUANTILES:
-            within = np.where(self.ood_oof_ > np.quantile(y, q), self.ood_oof_, self.oof_)
+            within = routed_oof(np.quantile(y, q))
             beyond = np.where(outside_top > np.quantile(y[inner], q), outside_top, inside_top)
             errors.append(self._validation_error(np.abs(within - y), np.abs(beyond - y[top])))
         best = int(np.argmin(errors))
@@ -427,7 +429,7 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
 
     def spread(self, X: np.ndarray) -> np.ndarray | None:
         """Per-target uncertainty scale from the IRT ability member (None without one)."""
-        for spec, model in zip(self.members, self.models_):
+        for model in self.models_:
             if isinstance(model, GpIrtRegressor) and model.feature == "theta":
                 return model.spread(X)
         return None
