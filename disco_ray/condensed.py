@@ -20,7 +20,8 @@ import numpy as np
 
 from disco_ray import __version__
 from disco_ray.disagreement import disagreement_scores
-from disco_ray.metamodels import StackedMetamodel, choose_metamodel, fit_with_out_of_fold
+from disco_ray.metamodels import (StackedMetamodel, choose_metamodel, fit_with_out_of_fold,
+                                  mix_stacks)
 from disco_ray.outputs import ModelOutputs, OutputsError
 from disco_ray.selection import cluster_k, select_anchors
 from disco_ray.signatures import anchor_features
@@ -147,11 +148,13 @@ class CondensedBenchmark:
         X = anchor_features(outputs, anchors)
         if isinstance(self._metamodel, StackedMetamodel):
             # targets beyond the strongest references take the stack chosen by the extrapolation
-            # CV; weak ones never do (the in-population stack holds up better there)
+            # CV, by their probability of lying beyond (all of it when the anchor accuracy beats
+            # every reference's); weak ones never do (the in-population stack holds up better)
             inside, outside = self._metamodel.predict_both(X)
-            routed = (self._metamodel.routed(outside)
-                      | (X[:, -1] > self._population.accuracy_range[1]))
-            scores = np.where(routed, outside, inside)
+            weight = np.where(X[:, -1] > self._population.accuracy_range[1], 1.0,
+                              self._metamodel.route_weight(X, outside))
+            routed = weight > 0.5
+            scores = mix_stacks(inside, outside, weight)
             reasons = self._population.reasons(X, scores)
         else:
             scores = self._metamodel.predict(X)

@@ -285,6 +285,22 @@ def _cross_stacked(P: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.nd
     return stacked
 
 
+def beyond_probability(prediction: np.ndarray, threshold: float,
+                       spread: np.ndarray | None) -> np.ndarray:
+    """P(score > threshold) for predictions with Gaussian errors of SD `spread` (per target);
+    the step 1[prediction > threshold] without a spread."""
+    from scipy.stats import norm
+
+    if spread is None:
+        return (prediction > threshold).astype(np.float64)
+    return norm.cdf((prediction - threshold) / spread)
+
+
+def mix_stacks(inside: np.ndarray, outside: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The in-population prediction moved toward the out-of-population one by `weight`."""
+    return inside + weight * (outside - inside)
+
+
 ROUTE_QUANTILES = (0.8, 0.9, 0.95, 0.98, 1.0)
 EXTRAPOLATING = ("direct", "gp_irt")   # ridge on a saturating 0/1 signature does not
 
@@ -316,9 +332,14 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
       * `ood_oof_`: that stack's out-of-fold predictions over all references; `top_residuals_`,
         `top_excess_`: its residuals on the held-out strongest references and how far their
         predictions lie beyond the remaining references' best score (calibrates the intervals);
-      * `route_above_`: targets whose out-of-population prediction exceeds it take that stack
-        (a quantile of the reference scores chosen on the pooled validation errors); targets
-        weaker than the references never do (`CondensedBenchmark.predict`).
+      * `route_above_`: a quantile of the reference scores chosen on the pooled validation
+        errors. A target's prediction mixes the two stacks, weighting the out-of-population one
+        by the probability that the target lies beyond `route_above_` (`route_weight`: its
+        out-of-population prediction against the IRT posterior spread of its anchors), so a
+        target far beyond takes that stack and one near the references' edge, where the
+        anchors cannot tell, half of each; targets weaker than the references never take it
+        (`CondensedBenchmark.predict`). `soft_route=False`: a target takes that stack exactly
+        when its out-of-population prediction exceeds `route_above_`.
 
     `extrapolation_weight`: how much the extrapolation CV's error counts in `validation_mae_`
     (which chooses the route and, in `condense`, the anchors): None pools the two sets of
@@ -328,7 +349,7 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
 
     def __init__(self, members: tuple = (), folds: int = 5, seed: int = 0,
                  top_fraction: float = 0.1, min_top: int = 10, mean_is_unbiased: bool = False,
-                 extrapolation_weight: float | None = None):
+                 extrapolation_weight: float | None = None, soft_route: bool = True):
         self.members = members
         self.folds = folds
         self.seed = seed
@@ -336,6 +357,7 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         self.min_top = min_top
         self.mean_is_unbiased = mean_is_unbiased
         self.extrapolation_weight = extrapolation_weight
+        self.soft_route = soft_route
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "StackedMetamodel":
         X = np.asarray(X, dtype=np.float64)
@@ -383,22 +405,26 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
             predicted = P_ext @ self.top_weights_[ext]
             self.top_residuals_ = predicted - y[top]
             self.top_excess_ = np.maximum(predicted - y[inner].max(), 0.0)
-        self._choose_route(y, inner, top, P if calibrated else None)
         spread = self.spread(X)
         self.spread_oof_ = None if spread is None else np.maximum(spread, 1e-6)
+        self._choose_route(y, inner, top, P if calibrated else None)
         return self
 
     def _choose_route(self, y: np.ndarray, inner: np.ndarray, top: np.ndarray,
                       P: np.ndarray | None) -> None:
-        """Choose `route_above_`: targets whose out-of-population prediction exceeds it take that
-        stack. Candidates are quantiles `ROUTE_QUANTILES` of the reference scores; the choice
-        minimises the mean error over the references' out-of-fold predictions pooled with the
-        extrapolation CV's predictions of the strongest references (threshold from the
-        remaining references), or their mix by `extrapolation_weight`. Sets `validation_mae_`,
-        that error at the choice: what `choose_metamodel` (and so the anchor choice) minimises.
+        """Choose `route_above_`: a target's prediction mixes the two stacks by its probability of
+        lying beyond it (`route_weight`). Candidates are quantiles `ROUTE_QUANTILES` of the
+        reference scores; the choice minimises the mean error over the references' out-of-fold
+        predictions pooled with the extrapolation CV's predictions of the strongest references
+        (threshold from the remaining references), or their mix by `extrapolation_weight`. Sets
+        `validation_mae_`, that error at the choice: what `choose_metamodel` (and so the anchor
+        choice) minimises.
         """
+        spread = self.spread_oof_ if self.soft_route else None
+
         def routed_oof(threshold: float) -> np.ndarray:
-            return np.where(self.ood_oof_ > threshold, self.ood_oof_, self.oof_)
+            return mix_stacks(self.oof_, self.ood_oof_, beyond_probability(self.ood_oof_, threshold,
+                                                                     spread))
 
         self.route_quantile_ = 1.0
         self.route_above_ = float(y.max())
@@ -406,10 +432,12 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         if P is None:
             return
         inside_top, outside_top = P @ self.weights_, P @ self.top_weights_
+        spread_top = None if spread is None else spread[top]
         errors = []
         for q in ROUTE_QUANTILES:
             within = routed_oof(np.quantile(y, q))
-            beyond = np.where(outside_top > np.quantile(y[inner], q), outside_top, inside_top)
+            beyond = mix_stacks(inside_top, outside_top, beyond_probability(
+                outside_top, np.quantile(y[inner], q), spread_top))
             errors.append(self._validation_error(np.abs(within - y), np.abs(beyond - y[top])))
         best = int(np.argmin(errors))
         self.route_quantile_ = ROUTE_QUANTILES[best]
@@ -423,9 +451,13 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         w = self.extrapolation_weight
         return float((1 - w) * within.mean() + w * beyond.mean())
 
-    def routed(self, outside: np.ndarray) -> np.ndarray:
-        """Whether each target takes the out-of-population stack (see `_choose_route`)."""
-        return outside > self.route_above_
+    def route_weight(self, X: np.ndarray, outside: np.ndarray) -> np.ndarray:
+        """Each target's weight on the out-of-population stack: the probability that its score
+        lies beyond `route_above_`, given that stack's prediction `outside` and the IRT spread
+        of its anchors; a 0/1 step with `soft_route=False` or without an IRT ability member)."""
+        spread = self.spread(X) if self.soft_route else None
+        return beyond_probability(outside, self.route_above_,
+                                  None if spread is None else np.maximum(spread, 1e-6))
 
     def spread(self, X: np.ndarray) -> np.ndarray | None:
         """Per-target uncertainty scale from the IRT ability member (None without one)."""

@@ -14,16 +14,20 @@ errors pooled with an extrapolation CV that predicts the strongest references fr
 metamodel = convex stack (weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT,
 a linear map of the IRT ability, ridge on the signature, ridge + RF on its residual, kNN, and RF
 on the signature and the anchor accuracy.
-A target whose extrapolating prediction (a second stack of the anchor mean and the IRT estimates,
-weighted on the extrapolation CV) exceeds a quantile of the reference scores chosen on that same
-pooled error, or whose anchor accuracy exceeds every reference's, takes that prediction and an
-interval calibrated on the extrapolation CV; targets weaker than every reference keep the
-in-population stack (flagged, with a widened interval).
+Targets beyond the references move toward an extrapolating prediction (a second stack of the
+anchor mean and the IRT estimates, weighted on the extrapolation CV) by their probability of
+lying above a quantile of the reference scores chosen on that same pooled error (that
+prediction against the IRT posterior spread of the target's anchors), all the way when their
+anchor accuracy exceeds every reference's; a target more likely above than not gets an interval
+calibrated on the extrapolation CV. Targets weaker than every reference keep the in-population
+stack (flagged, with a widened interval).
 
 `disco_frontier`: `disco` with the extrapolation CV counting as much as the in-range
 cross-validation when choosing the anchors and the route (`disco` pools them by size, so the
-strongest references weigh ~1/11). For targets expected to be stronger than every reference (new
-checkpoints past the references' frontier); it gives up some in-range accuracy for it.
+strongest references weigh ~1/11), and a hard route: a target takes the extrapolating prediction
+exactly when it lies above the chosen quantile. For targets expected to be well beyond every
+reference (new checkpoints past the references' frontier); it gives up some in-range accuracy
+and some accuracy just above the references' edge for it.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ DIRECT = {"regressor": "direct"}
 RF_ACC = {**RF, "with_accuracy": True}
 STACK = {"regressor": "stack",
          "members": [DIRECT, GP_IRT, THETA, RIDGE, HYBRID, KNN, RF_ACC]}
-FRONTIER_STACK = {**STACK, "extrapolation_weight": 0.5}
+FRONTIER_STACK = {**STACK, "extrapolation_weight": 0.5, "soft_route": False}
 
 _BASE: dict[str, CondenseSettings] = {
     "random_direct": CondenseSettings(selection="random", metamodels=(DIRECT,)),
