@@ -146,25 +146,26 @@ class CondensedBenchmark:
         anchors = outputs.sample_index(self.anchor_ids)
         self._check_compatible(outputs)
         X = anchor_features(outputs, anchors)
+        spread = None
         if isinstance(self._metamodel, StackedMetamodel):
             # targets beyond the strongest references take the stack chosen by the extrapolation
             # CV, by their probability of lying beyond (all of it when the anchor accuracy beats
             # every reference's); weak ones never do (the in-population stack holds up better)
             inside, outside = self._metamodel.predict_both(X)
+            spread = self._metamodel.spread(X)
             weight = np.where(X[:, -1] > self._population.accuracy_range[1], 1.0,
-                              self._metamodel.route_weight(X, outside))
+                              self._metamodel.route_weight(outside, spread))
             routed = weight > 0.5
             scores = mix_stacks(inside, outside, weight)
-            reasons = self._population.reasons(X, scores)
         else:
             scores = self._metamodel.predict(X)
-            reasons = self._population.reasons(X, scores)
             routed = np.zeros(len(scores), dtype=bool)
+        reasons = self._population.reasons(X, scores)
         ood_half = np.full(len(scores), OOD_WIDENING * self._halfwidth)
         if self._extrapolation is not None:
             ood_half = self._extrapolation.halfwidth(self._population.excess(scores))
         if self._spread_scale is not None:
-            ood_half = np.maximum(ood_half, self._spread_scale * self._metamodel.spread(X))
+            ood_half = np.maximum(ood_half, self._spread_scale * spread)
         result = []
         for model_id, score, acc, why, wide, far in zip(outputs.model_ids, scores, X[:, -1],
                                                         reasons, ood_half, routed):

@@ -287,13 +287,13 @@ def _cross_stacked(P: np.ndarray, y: np.ndarray, folds: int, seed: int) -> np.nd
 
 def beyond_probability(prediction: np.ndarray, threshold: float,
                        spread: np.ndarray | None) -> np.ndarray:
-    """P(score > threshold) for predictions with Gaussian errors of SD `spread` (per target);
-    the step 1[prediction > threshold] without a spread."""
+    """P(score > threshold) for predictions with Gaussian errors of SD `spread` (per target,
+    floored at 1e-6); the step 1[prediction > threshold] without a spread."""
     from scipy.stats import norm
 
     if spread is None:
         return (prediction > threshold).astype(np.float64)
-    return norm.cdf((prediction - threshold) / spread)
+    return norm.cdf((prediction - threshold) / np.maximum(spread, 1e-6))
 
 
 def mix_stacks(inside: np.ndarray, outside: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -423,8 +423,8 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         spread = self.spread_oof_ if self.soft_route else None
 
         def routed_oof(threshold: float) -> np.ndarray:
-            return mix_stacks(self.oof_, self.ood_oof_, beyond_probability(self.ood_oof_, threshold,
-                                                                     spread))
+            weight = beyond_probability(self.ood_oof_, threshold, spread)
+            return mix_stacks(self.oof_, self.ood_oof_, weight)
 
         self.route_quantile_ = 1.0
         self.route_above_ = float(y.max())
@@ -451,13 +451,12 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         w = self.extrapolation_weight
         return float((1 - w) * within.mean() + w * beyond.mean())
 
-    def route_weight(self, X: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    def route_weight(self, outside: np.ndarray, spread: np.ndarray | None) -> np.ndarray:
         """Each target's weight on the out-of-population stack: the probability that its score
-        lies beyond `route_above_`, given that stack's prediction `outside` and the IRT spread
-        of its anchors; a 0/1 step with `soft_route=False` or without an IRT ability member)."""
-        spread = self.spread(X) if self.soft_route else None
+        lies beyond `route_above_`, given that stack's prediction `outside` and `spread(X)`, the
+        IRT spread of its anchors (a 0/1 step with `soft_route=False` or without one)."""
         return beyond_probability(outside, self.route_above_,
-                                  None if spread is None else np.maximum(spread, 1e-6))
+                                  spread if self.soft_route else None)
 
     def spread(self, X: np.ndarray) -> np.ndarray | None:
         """Per-target uncertainty scale from the IRT ability member (None without one)."""
