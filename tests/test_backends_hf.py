@@ -149,3 +149,34 @@ def test_tiny_models_are_deterministic_and_differ_by_seed(tmp_path):
     a, a_again, b = weights(1, "a"), weights(1, "a2"), weights(2, "b")
     np.testing.assert_array_equal(a, a_again)
     assert not np.allclose(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_cuda_float32_matches_direct_cpu_computation(model_dir, samples, reference, batch_size):
+    backend = load_backend(ModelSpec("tiny", "hf", str(model_dir), device="cuda",
+                                     options={"batch_size": batch_size, "dtype": "float32"}))
+    assert next(backend.model.parameters()).device.type == "cuda"
+    got, got_greedy = backend.loglikelihoods_and_greedy(samples)
+    want, want_greedy = reference
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=1e-3, rtol=0)
+    assert np.mean(np.concatenate(got_greedy) == np.concatenate(want_greedy)) > 0.98
+    backend.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bfloat16_keeps_the_float32_choice(model_dir, samples, reference):
+    """bf16 rounds the log-likelihoods (about 3 significant digits) but keeps which option
+    wins on nearly every question: the choice is what DISCO's signatures read."""
+    backend = load_backend(ModelSpec("tiny", "hf", str(model_dir), device="cuda",
+                                     options={"dtype": "bfloat16"}))
+    assert next(backend.model.parameters()).dtype == torch.bfloat16
+    got = backend.loglikelihoods(samples)
+    want, _ = reference
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=0.03, atol=0.1)
+    multi = [(g, w) for g, w in zip(got, want) if len(w) > 1]
+    same_choice = np.mean([np.argmax(g) == np.argmax(w) for g, w in multi])
+    assert same_choice >= 0.9
+    backend.close()

@@ -36,6 +36,13 @@ def test_smoke_config_parses():
     assert config.source.endswith("smoke_llm_cpu.yaml")
 
 
+def test_gpu_smoke_config_puts_four_models_on_one_gpu():
+    config = load_config(CONFIGS / "smoke_llm_gpu.yaml")
+    assert config.references.factory_options == {"count": 6, "device": "cuda"}
+    assert config.targets.factory_options == {"count": 2, "device": "cuda"}
+    assert config.resources.gpus_per_model == 0.25 and config.ray.num_cpus is None
+
+
 def test_mmlu_config_parses_without_touching_s3():
     config = load_config(CONFIGS / "mmlu_vllm.yaml")
     assert config.task.name == "mmlu" and config.targets.glob.startswith("s3://")

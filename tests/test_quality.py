@@ -139,7 +139,10 @@ def test_targets_weaker_than_every_reference_keep_the_in_population_stack(world)
         inside, _ = bench.metamodel.predict_both(
             anchor_features(target, target.sample_index(bench.anchor_ids)))
         predicted = np.array([p.score for p in bench.predict(target)])
-        assert predicted == pytest.approx(inside, abs=1e-4)
+        # Within 1 pp, not exactly: the blend weight is ~0 here, but how near 0 depends on the
+        # fitted ensembles, which differ across scikit-learn/numpy releases (0.4 pp seen on an
+        # H100 machine's sklearn 1.9.1); moving toward the extrapolator would cost ~20 pp.
+        assert predicted == pytest.approx(inside, abs=0.01)
     (p,) = bench.predict(null)
     typical = np.median([q.upper - q.lower for q in bench.predict(refs)])
     assert p.out_of_population and "anchor accuracy" in p.reason

@@ -10,11 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from disco_ray.disagreement import DisagreementState
-from disco_ray.distributed.reduction import block_state, ray_disagreement_state
-from disco_ray.io.parquet import META_KEY, outputs_table, write_parquet
-from disco_ray.outputs import ModelOutputs, OutputsError
-from helpers import synthetic_population
+pytest.importorskip("ray")
+
+from disco_ray.disagreement import DisagreementState  # noqa: E402
+from disco_ray.distributed.reduction import block_state, ray_disagreement_state  # noqa: E402
+from disco_ray.io.parquet import META_KEY, outputs_table, write_parquet  # noqa: E402
+from disco_ray.outputs import ModelOutputs, OutputsError  # noqa: E402
+from helpers import synthetic_population  # noqa: E402
 
 pytestmark = pytest.mark.ray
 

@@ -2,7 +2,8 @@
 
 `references(output_dir)` and `targets(output_dir)` are config factories: they build (once; a
 rerun reuses the directories) randomly initialised character-level GPT-2s of different seeds and
-sizes, and return their model entries for the `hf` backend on CPU.
+sizes, and return their model entries for the `hf` backend (on CPU unless `device` says
+otherwise, e.g. `cuda` for the one-GPU smoke run).
 """
 
 from __future__ import annotations
@@ -16,24 +17,27 @@ SHAPES = ((1, 32), (2, 32), (2, 48), (3, 64))
 OPTIONS = {"batch_size": 32}
 
 
-def references(output_dir: str | Path, count: int = 8, first_seed: int = 0) -> list[dict]:
+def references(output_dir: str | Path, count: int = 8, first_seed: int = 0,
+               device: str = "cpu") -> list[dict]:
     """`count` reference models `tiny-ref-<seed>`."""
-    return population(Path(output_dir), "tiny-ref", range(first_seed, first_seed + count))
+    return population(Path(output_dir), "tiny-ref", range(first_seed, first_seed + count), device)
 
 
-def targets(output_dir: str | Path, count: int = 3, first_seed: int = 100) -> list[dict]:
+def targets(output_dir: str | Path, count: int = 3, first_seed: int = 100,
+            device: str = "cpu") -> list[dict]:
     """`count` target models `tiny-target-<seed>` (seeds disjoint from the references')."""
-    return population(Path(output_dir), "tiny-target", range(first_seed, first_seed + count))
+    return population(Path(output_dir), "tiny-target", range(first_seed, first_seed + count),
+                      device)
 
 
-def population(output_dir: Path, prefix: str, seeds: range) -> list[dict]:
+def population(output_dir: Path, prefix: str, seeds: range, device: str = "cpu") -> list[dict]:
     """Model entries of one tiny GPT-2 per seed, with shapes cycling through `SHAPES`."""
     entries = []
     for i, seed in enumerate(seeds):
         n_layer, n_embd = SHAPES[i % len(SHAPES)]
         name = f"{prefix}-{seed}"
         path = build_once(output_dir / "models" / name, seed, n_layer, n_embd)
-        entries.append({"name": name, "backend": "hf", "path": str(path), "device": "cpu",
+        entries.append({"name": name, "backend": "hf", "path": str(path), "device": device,
                         "options": dict(OPTIONS)})
     return entries
 

@@ -1,10 +1,13 @@
 """Cost of the online phase: one checkpoint on k anchors vs on the full benchmark (N samples).
 
-The same backend (hf, tiny GPT-2 on CPU) runs both through the scheduler, side by side in this
-one process. Reported: scoring time with model loading excluded (target speed-up >= 0.8 x N/k),
-and end to end (actor start, model load, scoring) beside it.
+The same backend (hf, a GPT-2 built in code, random weights) runs both through the scheduler,
+side by side in this one process. Reported: scoring time with model loading excluded (target
+speed-up >= 0.8 x N/k), and end to end (actor start, model load, scoring) beside it.
 
     python examples/benchmarks/bench_anchors_vs_full.py [--samples 2000] [--k 100] [--repeats 3]
+    # on a GPU, a GPT-2-small-sized model on an MMLU-sized task:
+    python examples/benchmarks/bench_anchors_vs_full.py --device cuda --samples 14042 \
+        --layers 12 --dims 768 --hf-batch 256 --dtype bfloat16
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dims", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3,
                         help="alternating measurements per setting; the fastest scoring is used")
+    parser.add_argument("--device", default="cpu", help="hf backend device: cpu or cuda")
+    parser.add_argument("--dtype", default="auto", help="hf backend dtype (auto = float32 here)")
+    parser.add_argument("--hf-batch", type=int, default=16,
+                        help="token sequences per forward pass (hf option batch_size)")
     return parser.parse_args()
 
 
@@ -36,7 +43,8 @@ def main() -> None:
     sets = {"full": task.samples, "anchors": anchors.samples}
     best: dict[str, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp, local_ray(1):
-        specs = tiny_checkpoints(Path(tmp), 1, args.layers, args.dims)
+        specs = tiny_checkpoints(Path(tmp), 1, args.layers, args.dims, args.device,
+                                 {"batch_size": args.hf_batch, "dtype": args.dtype})
         for _ in range(args.repeats):
             for label, samples in sets.items():
                 wall, (run,) = timed_evaluation(specs, samples)
@@ -49,7 +57,8 @@ def main() -> None:
     n, k = len(task.samples), len(anchors.samples)
     print(f"best of {args.repeats}: N/k = {n}/{k} = {n / k:.1f}; scoring speed-up (loading "
           f"excluded) {scoring:.1f}x = {scoring / (n / k):.2f} x N/k (target >= 0.8); "
-          f"end-to-end speed-up {end_to_end:.1f}x; load average {load_average()}")
+          f"end-to-end speed-up {end_to_end:.1f}x; load average {load_average()}; "
+          f"{args.layers} layers x {args.dims} dims on {args.device}, dtype {args.dtype}")
 
 
 if __name__ == "__main__":

@@ -30,17 +30,20 @@ def arithmetic_task(n: int, seed: int = 0) -> Task:
     return Task("arithmetic", tuple(samples))
 
 
-def tiny_checkpoints(directory: Path, count: int, n_layer: int, n_embd: int) -> list[ModelSpec]:
-    """`count` tiny GPT-2 checkpoints (built once under `directory`) as hf specs on CPU."""
+def tiny_checkpoints(directory: Path, count: int, n_layer: int, n_embd: int,
+                     device: str = "cpu", options: dict | None = None) -> list[ModelSpec]:
+    """`count` tiny GPT-2 checkpoints (built once under `directory`) as hf specs on `device`;
+    `options` are the hf backend's (default: batch_size 16)."""
     return [ModelSpec(f"ckpt-{seed}", "hf", str(build_once(directory / f"ckpt-{seed}", seed,
                                                             n_layer, n_embd)),
-                      device="cpu", options={"batch_size": 16})
+                      device=device, options=dict(options or {"batch_size": 16}))
             for seed in range(count)]
 
 
 @contextlib.contextmanager
 def local_ray(num_cpus: int) -> Iterator[None]:
-    """A local Ray with `num_cpus` CPUs, no dashboard, quiet; shut down afterwards."""
+    """A local Ray with `num_cpus` CPUs (and every GPU), no dashboard, quiet; shut down
+    afterwards."""
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
