@@ -187,8 +187,9 @@ def _check_probs(source: str, probs: np.ndarray, m: int, n: int) -> None:
                     "give one probability vector per (model, sample), padded with 0")
     if not np.all(np.isfinite(probs)):
         raise _fail(source, "probs", "has NaN or infinite values",
-                    "re-run the model on those samples, or drop `probs` and keep `correct` alone"
-                    " (NaN there counts as a missing outcome)")
+                    "re-run the model on those samples; in an .npz, a sample a model was not run"
+                    " on may hold NaN in every choice (read as missing); or drop `probs` and keep"
+                    " `correct` alone (NaN there counts as a missing outcome)")
     if probs.min() < 0:
         raise _fail(source, "probs", "has negative values",
                     "store probabilities (softmax of log-likelihoods), not log-probabilities")

@@ -35,6 +35,35 @@ def test_npz_in_the_shared_format(tmp_path):
     assert outputs.meta["name"] == "b"
 
 
+def test_npz_probability_rows_all_nan_are_missing_outcomes(tmp_path, caplog):
+    """A published matrix with gaps: a sample a model was not run on is NaN in every choice."""
+    probs = np.array([[[0.7, 0.3, 0.0], [0.2, 0.5, 0.3]],
+                      [[np.nan] * 3, [0.1, 0.1, 0.8]],
+                      [[0.4, 0.6, 0.0], [np.nan] * 3]], dtype=np.float32)
+    correct = np.array([[1, 0], [np.nan, 1], [0, np.nan]], dtype=np.float32)
+    path = _write_npz(tmp_path / "gaps.npz", model_ids=np.array(["a", "b", "c"]),
+                      sample_ids=np.array(["s1", "s2"]), correct=correct, probs=probs,
+                      gold=np.array([0, 2]))
+    with caplog.at_level("WARNING"):
+        outputs = read_outputs(path)
+    assert "gaps.npz: 2 (model, sample) probability rows are all NaN" in caplog.text
+    # uniform over the sample's choices: s1 has two (its third is padding), s2 three
+    np.testing.assert_allclose(outputs.probs[1, 0], [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(outputs.probs[2, 1], [1 / 3] * 3, rtol=1e-6)
+    np.testing.assert_allclose(outputs.probs[[0, 1, 2], [1, 1, 0]], probs[[0, 1, 2], [1, 1, 0]])
+    assert np.isnan(outputs.correct[1, 0]) and np.isfinite(outputs.distributions()).all()
+    np.testing.assert_allclose(outputs.scores(), [0.5, 0.5, 0.0])   # missing counts as wrong
+
+
+def test_npz_probability_row_partly_nan_is_refused(tmp_path):
+    probs = np.array([[[0.7, np.nan, 0.0]], [[0.2, 0.5, 0.3]]], dtype=np.float32)
+    path = _write_npz(tmp_path / "partial.npz", model_ids=np.array(["a", "b"]),
+                      sample_ids=np.array(["s1"]), correct=np.array([[1.0], [0.0]]),
+                      probs=probs, gold=np.array([0]))
+    with pytest.raises(OutputsError, match="partial.npz.*'probs'.*NaN.*NaN in every choice"):
+        read_outputs(path)
+
+
 def test_npz_missing_field_is_named(tmp_path):
     path = _write_npz(tmp_path / "bad.npz", model_ids=np.array(["m"]), correct=np.zeros((1, 1)))
     with pytest.raises(OutputsError, match="bad.npz: field 'sample_ids' is missing"):

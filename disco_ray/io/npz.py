@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from disco_ray.outputs import ModelOutputs, OutputsError
 
 REQUIRED = ("model_ids", "sample_ids", "correct")
+log = logging.getLogger(__name__)
 
 
 def read_npz(path: Path) -> ModelOutputs:
@@ -29,6 +31,8 @@ def read_npz(path: Path) -> ModelOutputs:
                            "gold, pred_choice, probs)")
     meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
     probs = arrays.get("probs")
+    if probs is not None:
+        probs = _missing_rows_as_uniform(np.asarray(probs, dtype=np.float32), path)
     if probs is None and "pred_choice" in arrays and "gold" in arrays:
         probs = _choices_as_probs(arrays["pred_choice"], int(arrays["gold"].max()) + 1)
     return ModelOutputs(
@@ -44,3 +48,26 @@ def _choices_as_probs(pred_choice: np.ndarray, n_choices: int) -> np.ndarray:
     parsed = pred_choice >= 0
     probs[parsed] = np.eye(n_choices, dtype=np.float32)[pred_choice[parsed]]
     return probs
+
+
+def _missing_rows_as_uniform(probs: np.ndarray, path: Path) -> np.ndarray:
+    """Probabilities with each all-NaN row (a model not run on a sample) made uniform over the
+    sample's choices, as an unparsed answer is; partly-NaN rows are left for the check to refuse.
+    A sample's choices are those any model gives a positive probability (padding holds 0)."""
+    if probs.ndim != 3:
+        return probs
+    missing = np.isnan(probs).all(axis=2)
+    if not missing.any():
+        return probs
+    observed = np.where(missing[..., None], 0.0, np.nan_to_num(probs, nan=0.0))
+    choices = (observed > 0).any(axis=0)                       # [N, C]
+    choices[~choices.any(axis=1)] = True
+    uniform = choices / choices.sum(axis=1, keepdims=True)
+    filled = probs.copy()
+    model, sample = np.nonzero(missing)
+    filled[model, sample] = uniform[sample]
+    log.warning("%s: %d (model, sample) probability rows are all NaN (not run); they are read as "
+                "uniform over the sample's choices, and count as missing (wrong) outcomes where "
+                "`correct` is NaN", path, len(model))
+    return filled
+
