@@ -133,16 +133,17 @@ class HFBackend:
                      greedy: np.ndarray) -> None:
         """One forward pass over the rows in `batch`; fills `ll` and `greedy` at `slot_ids`."""
         import torch
-        length = max(len(rows[r]) for r in batch)
-        ids = torch.full((len(batch), length), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), length), dtype=torch.long)
+        lengths = np.array([len(rows[r]) for r in batch])
+        length = int(lengths.max())
+        ids = np.full((len(batch), length), self._pad_id, dtype=np.int64)
         for b, r in enumerate(batch):
-            ids[b, :len(rows[r])] = torch.tensor(rows[r])
-            mask[b, :len(rows[r])] = 1
+            ids[b, :lengths[b]] = rows[r]
+        mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.int64)
         keep = max(length - min(s.start for s in slots) for slots in batch_slots)
         kwargs = {"logits_to_keep": keep} if self._can_trim else {}
         with torch.inference_mode():
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+            logits = self.model(input_ids=torch.from_numpy(ids).to(self.device),
+                                attention_mask=torch.from_numpy(mask).to(self.device),
                                 **kwargs).logits[:, -keep:]
             b_idx, pos, tok = (t.to(logits.device)
                                for t in _gather_index(batch_slots, length - keep))
@@ -166,14 +167,14 @@ class HFBackend:
 def _gather_index(batch_slots: list[list[Slot]], offset: int) -> tuple:
     """Batch, kept-position and token index tensors covering every continuation token."""
     import torch
-    b_idx, pos, tok = [], [], []
-    for b, slots in enumerate(batch_slots):
-        for slot in slots:
-            n = len(slot.tokens)
-            b_idx += [b] * n
-            pos += range(slot.start - offset, slot.start - offset + n)
-            tok += slot.tokens
-    return torch.tensor(b_idx), torch.tensor(pos), torch.tensor(tok)
+    flat = [(b, slot) for b, slots in enumerate(batch_slots) for slot in slots]
+    sizes = np.array([len(slot.tokens) for _, slot in flat])
+    starts = np.repeat([slot.start - offset for _, slot in flat], sizes)
+    within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    b_idx = np.repeat([b for b, _ in flat], sizes)
+    tok = np.fromiter((t for _, slot in flat for t in slot.tokens), dtype=np.int64,
+                      count=int(sizes.sum()))
+    return (torch.from_numpy(b_idx), torch.from_numpy(starts + within), torch.from_numpy(tok))
 
 
 def _device(requested: str, torch) -> str:
