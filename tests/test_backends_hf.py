@@ -129,6 +129,28 @@ def test_unknown_dtype_is_rejected(model_dir):
         _backend(model_dir, dtype="float8")
 
 
+def test_requests_are_tokenised_in_batches_each_text_once(model_dir, samples, monkeypatch):
+    from disco_ray.backends import encoding
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    encode = encoding.tokenizer_encoder(tokenizer)
+    calls: list[list[str]] = []
+
+    def counting(texts):
+        calls.append(list(texts))
+        return encode(texts)
+    whole = encoding.sample_token_pairs(counting, samples, encoding.prefix_token(tokenizer))
+    assert len(calls) == 1 and len(calls[0]) == len(set(calls[0]))
+    monkeypatch.setattr(encoding, "CHUNK_SAMPLES", 2)
+    calls.clear()
+    chunked = encoding.sample_token_pairs(counting, samples, encoding.prefix_token(tokenizer))
+    assert len(calls) == -(-len(samples) // 2) and chunked == whole
+    # one text at a time, as lm-eval does, gives the same pairs
+    one_by_one = encoding.sample_token_pairs(lambda texts: [encode([t])[0] for t in texts],
+                                             samples, encoding.prefix_token(tokenizer))
+    assert one_by_one == whole
+
+
 def test_plan_rows_shares_identical_and_prefix_inputs():
     pairs = [([1, 2, 3], [7]), ([1, 2, 3], [8]),          # same input: ctx only
              ([1, 2, 3], [4, 5]),                         # input 1 2 3 4 hosts the above
