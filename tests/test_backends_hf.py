@@ -43,8 +43,8 @@ def reference(model_dir, samples):
     return _direct(model_dir, samples)
 
 
-def _backend(model_dir: Path, **options) -> HFBackend:
-    return load_backend(ModelSpec("tiny", "hf", str(model_dir), device="cpu", options=options))
+def _backend(model_dir: Path, device: str = "cpu", **options) -> HFBackend:
+    return load_backend(ModelSpec("tiny", "hf", str(model_dir), device=device, options=options))
 
 
 def _direct(model_dir: Path, samples, max_length: int = 10_000):
@@ -176,8 +176,7 @@ def test_tiny_models_are_deterministic_and_differ_by_seed(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_cuda_float32_matches_direct_cpu_computation(model_dir, samples, reference, batch_size):
-    backend = load_backend(ModelSpec("tiny", "hf", str(model_dir), device="cuda",
-                                     options={"batch_size": batch_size, "dtype": "float32"}))
+    backend = _backend(model_dir, "cuda", batch_size=batch_size, dtype="float32")
     assert next(backend.model.parameters()).device.type == "cuda"
     got, got_greedy = backend.loglikelihoods_and_greedy(samples)
     want, want_greedy = reference
@@ -191,8 +190,7 @@ def test_cuda_float32_matches_direct_cpu_computation(model_dir, samples, referen
 def test_cuda_bfloat16_keeps_the_float32_choice(model_dir, samples, reference):
     """bf16 rounds the log-likelihoods (about 3 significant digits) but keeps which option
     wins on nearly every question: the choice is what DISCO's signatures read."""
-    backend = load_backend(ModelSpec("tiny", "hf", str(model_dir), device="cuda",
-                                     options={"dtype": "bfloat16"}))
+    backend = _backend(model_dir, "cuda", dtype="bfloat16")
     assert next(backend.model.parameters()).dtype == torch.bfloat16
     got = backend.loglikelihoods(samples)
     want, _ = reference

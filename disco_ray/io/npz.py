@@ -70,4 +70,3 @@ def _missing_rows_as_uniform(probs: np.ndarray, path: Path) -> np.ndarray:
                 "uniform over the sample's choices, and count as missing (wrong) outcomes where "
                 "`correct` is NaN", path, len(model))
     return filled
-

@@ -17,22 +17,17 @@ import random
 import tempfile
 from pathlib import Path
 
-from bench_common import (arithmetic_task, load_average, local_ray, tiny_checkpoints,
-                          timed_evaluation)
+from bench_common import (add_model_arguments, arithmetic_task, load_average, local_ray,
+                          model_specs, timed_evaluation)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--k", type=int, default=100)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--dims", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3,
                         help="alternating measurements per setting; the fastest scoring is used")
-    parser.add_argument("--device", default="cpu", help="hf backend device: cpu or cuda")
-    parser.add_argument("--dtype", default="auto", help="hf backend dtype (auto = float32 here)")
-    parser.add_argument("--hf-batch", type=int, default=16,
-                        help="token sequences per forward pass (hf option batch_size)")
+    add_model_arguments(parser, layers=4, dims=128, hf_batch=16)
     return parser.parse_args()
 
 
@@ -43,8 +38,7 @@ def main() -> None:
     sets = {"full": task.samples, "anchors": anchors.samples}
     best: dict[str, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp, local_ray(1):
-        specs = tiny_checkpoints(Path(tmp), 1, args.layers, args.dims, args.device,
-                                 {"batch_size": args.hf_batch, "dtype": args.dtype})
+        specs = model_specs(Path(tmp), 1, args)
         for _ in range(args.repeats):
             for label, samples in sets.items():
                 wall, (run,) = timed_evaluation(specs, samples)

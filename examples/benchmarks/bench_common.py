@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import random
@@ -28,6 +29,23 @@ def arithmetic_task(n: int, seed: int = 0) -> Task:
         samples.append(MCSample(f"q{i}", f"Question: What is {a} + {b}?\nAnswer:",
                                 tuple(f" {o}" for o in options), options.index(a + b)))
     return Task("arithmetic", tuple(samples))
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, layers: int, dims: int,
+                        hf_batch: int) -> None:
+    """--layers/--dims of the GPT-2 built in code; --device/--dtype/--hf-batch of the hf backend."""
+    parser.add_argument("--layers", type=int, default=layers)
+    parser.add_argument("--dims", type=int, default=dims)
+    parser.add_argument("--device", default="cpu", help="hf backend device: cpu or cuda")
+    parser.add_argument("--dtype", default="auto", help="hf backend dtype (auto = float32 here)")
+    parser.add_argument("--hf-batch", type=int, default=hf_batch,
+                        help="token sequences per forward pass (hf option batch_size)")
+
+
+def model_specs(directory: Path, count: int, args: argparse.Namespace) -> list[ModelSpec]:
+    """`tiny_checkpoints` as `add_model_arguments`' options say."""
+    return tiny_checkpoints(directory, count, args.layers, args.dims, args.device,
+                            {"batch_size": args.hf_batch, "dtype": args.dtype})
 
 
 def tiny_checkpoints(directory: Path, count: int, n_layer: int, n_embd: int,

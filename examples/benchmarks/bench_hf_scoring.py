@@ -13,22 +13,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import arithmetic_task
+from bench_common import add_model_arguments, arithmetic_task, model_specs
 
 import disco_ray
-from disco_ray.backends.base import ModelSpec, load_backend
-from disco_ray.zoo.tiny_llm import build_once
+from disco_ray.backends.base import load_backend
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=14042)
-    parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--dims", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--hf-batch", type=int, default=256,
-                        help="token sequences per forward pass (hf option batch_size)")
+    add_model_arguments(parser, layers=1, dims=32, hf_batch=256)
     return parser.parse_args()
 
 
@@ -36,10 +30,7 @@ def main() -> None:
     args = parse_args()
     task = arithmetic_task(args.samples)
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_once(Path(tmp) / "model", 0, args.layers, args.dims)
-        backend = load_backend(ModelSpec("model", "hf", str(path), device=args.device,
-                                         options={"batch_size": args.hf_batch,
-                                                  "dtype": args.dtype}))
+        backend = load_backend(model_specs(Path(tmp), 1, args)[0])
         backend.loglikelihoods(task.samples[:200])   # warm-up
         start = time.perf_counter()
         backend.loglikelihoods(task.samples)
