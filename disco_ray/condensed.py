@@ -243,7 +243,8 @@ def data_hash(outputs: ModelOutputs) -> str:
 
 @dataclass
 class _Candidate:
-    """One evaluated (selection, guiding subset, metamodel) configuration."""
+    """One evaluated (selection, guiding subset, metamodel) configuration; `unbiased`: its
+    (weighted) anchor mean estimates any model's score without bias."""
 
     cv_mae: float
     guiding: int | None
@@ -253,6 +254,7 @@ class _Candidate:
     fitted: tuple
     selection: str
     weights: np.ndarray | None
+    unbiased: bool
 
 
 def _given_scores(scores: np.ndarray | Mapping[str, np.ndarray] | None,
@@ -277,50 +279,31 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
                          f"{references.n_samples}")
     y = references.scores()
     irt_cache: dict = {}
-    candidates = selection_candidates(settings)
-    unbiased_mean = bool(np.allclose(y, references.correct_filled().mean(axis=1), atol=1e-4))
-    few = any(spec.get("regressor") == "stack" and round(
-        spec.get("top_fraction", 0.1) * len(y)) < spec.get("min_top", 10)
-        for spec in settings.metamodels)
-    if unbiased_mean and few and any(_unbiased_selection(*c) for c in candidates):
-        # too few references to calibrate extrapolation: keep anchors whose plain weighted mean
-        # stays unbiased beyond the references (the fallback for out-of-population targets)
-        candidates = [c for c in candidates if _unbiased_selection(*c)]
+    candidates, unbiased_mean = _feasible_candidates(references, settings)
     proxies = [_proxy(spec) for spec in settings.metamodels] if len(candidates) > 1 else None
     best: _Candidate | None = None
     for kind, score in candidates:
         for guiding in (settings.guiding if kind not in ("random", "cluster") else (None,)):
-            disagreement, weights = None, None
-            if kind == "cluster":
-                anchors, weights = cluster_k(references.correct_filled().T, settings.k,
-                                             settings.seed, score or "centroid")
-            else:
-                if kind != "random":
-                    disagreement = _given_scores(scores, score) if guiding is None else None
-                    if disagreement is None:
-                        disagreement = disagreement_scores(references.distributions(), score,
-                                                           guiding, settings.seed)
-                    if settings.candidates and _degenerate(disagreement):
-                        continue
-                anchors = select_anchors(references.n_samples, settings.k, kind, disagreement,
-                                         settings.seed, references.groups)
+            drawn = _draw_anchors(references, settings, kind, score, guiding, scores)
+            if drawn is None:
+                continue
+            anchors, weights, disagreement = drawn
+            unbiased = unbiased_mean and _unbiased_selection(kind, score)
             specs = _prepare_specs(proxies or settings.metamodels, references, anchors,
-                                   weights, settings.seed, irt_cache,
-                                   unbiased_mean and _unbiased_selection(kind, score))
+                                   weights, settings.seed, irt_cache, unbiased)
             index, fits, maes = choose_metamodel(specs, anchor_features(references, anchors), y,
                                                  settings.cv_folds, settings.seed)
             if best is None or maes[index] < best.cv_mae:
                 best = _Candidate(maes[index], guiding, specs[index], anchors, disagreement,
                                   fits[index], kind if kind == "random" else f"{kind}-{score}",
-                                  weights)
+                                  weights, unbiased)
     if best is None:
         raise ValueError("every selection candidate was skipped. Fix: add `random` or `cluster`"
                          " to the candidates")
     if proxies is not None:
         # selection was chosen with cheap proxies of the metamodels: fit the real one now
         specs = _prepare_specs(settings.metamodels, references, best.anchors, best.weights,
-                               settings.seed, irt_cache, unbiased_mean and _unbiased_selection(
-                                   *_selection_candidates_named(best.selection, settings)))
+                               settings.seed, irt_cache, best.unbiased)
         index, fits, maes = choose_metamodel(specs, anchor_features(references, best.anchors),
                                              y, settings.cv_folds, settings.seed)
         best.cv_mae, best.spec, best.fitted = maes[index], specs[index], fits[index]
@@ -333,6 +316,45 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
         settings, references.take_samples(best.anchors), choice,
         dict(zip(references.sample_ids.tolist(), map(float, shown))), data_hash(references),
         best.fitted)
+
+
+def _feasible_candidates(references: ModelOutputs,
+                         settings: CondenseSettings) -> tuple[list[tuple[str, str]], bool]:
+    """The selection candidates worth trying, and whether the full score is the plain mean of
+    the samples' outcomes (so a random draw's anchor mean is an unbiased estimate of it)."""
+    y = references.scores()
+    candidates = selection_candidates(settings)
+    unbiased_mean = bool(np.allclose(y, references.correct_filled().mean(axis=1), atol=1e-4))
+    few = any(spec.get("regressor") == "stack" and round(
+        spec.get("top_fraction", 0.1) * len(y)) < spec.get("min_top", 10)
+        for spec in settings.metamodels)
+    if unbiased_mean and few and any(_unbiased_selection(*c) for c in candidates):
+        # too few references to calibrate extrapolation: keep anchors whose plain weighted mean
+        # stays unbiased beyond the references (the fallback for out-of-population targets)
+        candidates = [c for c in candidates if _unbiased_selection(*c)]
+    return candidates, unbiased_mean
+
+
+def _draw_anchors(references: ModelOutputs, settings: CondenseSettings, kind: str, score: str,
+                  guiding: int | None, scores: np.ndarray | Mapping[str, np.ndarray] | None
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+    """(anchors, their weights or None, the disagreement behind them or None) of one selection
+    candidate; None when its disagreement score is degenerate on these references."""
+    if kind == "cluster":
+        anchors, weights = cluster_k(references.correct_filled().T, settings.k, settings.seed,
+                                     score or "centroid")
+        return anchors, weights, None
+    disagreement = None
+    if kind != "random":
+        disagreement = _given_scores(scores, score) if guiding is None else None
+        if disagreement is None:
+            disagreement = disagreement_scores(references.distributions(), score, guiding,
+                                               settings.seed)
+        if settings.candidates and _degenerate(disagreement):
+            return None
+    anchors = select_anchors(references.n_samples, settings.k, kind, disagreement,
+                             settings.seed, references.groups)
+    return anchors, None, disagreement
 
 
 def selection_candidates(settings: CondenseSettings) -> list[tuple[str, str]]:
@@ -348,11 +370,6 @@ def selection_candidates(settings: CondenseSettings) -> list[tuple[str, str]]:
                              "cluster-random, top-pds, top-jsd, stratified-pds or stratified-jsd")
         pairs.append((kind, score or ("centroid" if kind == "cluster" else settings.score)))
     return pairs
-
-
-def _selection_candidates_named(name: str, settings: CondenseSettings) -> tuple[str, str]:
-    kind, _, score = name.partition("-")
-    return kind, score or settings.score
 
 
 def _unbiased_selection(kind: str, score: str) -> bool:

@@ -370,24 +370,41 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         self.extrapolating_ = np.array([extrapolates(spec) for spec in self.members])
         if not self.extrapolating_.any():
             self.extrapolating_[:] = True
+        inner, top, calibrated, P = self._extrapolation_cv(X, y)
+        self._fit_out_of_population(oof, y, inner, top, calibrated, P)
+        spread = self.spread(X)
+        self.spread_oof_ = None if spread is None else np.maximum(spread, 1e-6)
+        self._choose_route(y, inner, top, P if calibrated else None)
+        return self
+
+    def _extrapolation_cv(self, X: np.ndarray, y: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]:
+        """Hold out the strongest `top_fraction` of the references and predict them from the
+        rest: (inner, top, calibrated, P). Every member is refitted on the rest when the CV holds
+        at least `min_top` models (`calibrated`: the router compares both stacks there), else
+        only the extrapolating ones; P is None with fewer than 5 models left to fit on."""
         ext = np.flatnonzero(self.extrapolating_)
-        # extrapolation CV: hold out the strongest references, predict them from the rest
         n_top = max(2, int(round(self.top_fraction * len(y))))
         order = np.argsort(y, kind="stable")
         inner, top = np.sort(order[:-n_top]), np.sort(order[-n_top:])
-        self.top_residuals_ = self.top_excess_ = None
         calibrated = len(inner) >= 5 and len(top) >= self.min_top
-        # members refitted on the rest predict the strongest; all of them only when the router
-        # is calibrated (it compares both stacks there), else the extrapolating ones
+        if len(inner) < 5:
+            return inner, top, calibrated, None
         fitted = range(len(self.members)) if calibrated else ext
-        P = P_ext = None
-        if len(inner) >= 5:
-            P = np.column_stack([make_metamodel(self.members[j], self.seed)
-                                 .fit(X[inner], y[inner]).predict(X[top]) for j in fitted])
-            P_ext = P[:, ext] if calibrated else P
+        P = np.column_stack([make_metamodel(self.members[j], self.seed)
+                             .fit(X[inner], y[inner]).predict(X[top]) for j in fitted])
+        return inner, top, calibrated, P
+
+    def _fit_out_of_population(self, oof: np.ndarray, y: np.ndarray, inner: np.ndarray,
+                               top: np.ndarray, calibrated: bool, P: np.ndarray | None) -> None:
+        """The out-of-population stack: `top_weights_`, `ood_oof_`, `ood_is_unbiased_mean_`,
+        and its residuals on the extrapolation CV (`top_residuals_`, `top_excess_`)."""
+        ext = np.flatnonzero(self.extrapolating_)
+        P_ext = P[:, ext] if calibrated else P
         direct = [j for j in ext if self.members[j].get("regressor") == "direct"]
         self.ood_is_unbiased_mean_ = False
         self.top_weights_ = np.zeros(len(self.members))
+        self.top_residuals_ = self.top_excess_ = None
         if calibrated:
             self.top_weights_[ext] = _convex_weights(P_ext, y[top])
         elif self.mean_is_unbiased and direct:
@@ -405,10 +422,6 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
             predicted = P_ext @ self.top_weights_[ext]
             self.top_residuals_ = predicted - y[top]
             self.top_excess_ = np.maximum(predicted - y[inner].max(), 0.0)
-        spread = self.spread(X)
-        self.spread_oof_ = None if spread is None else np.maximum(spread, 1e-6)
-        self._choose_route(y, inner, top, P if calibrated else None)
-        return self
 
     def _choose_route(self, y: np.ndarray, inner: np.ndarray, top: np.ndarray,
                       P: np.ndarray | None) -> None:
