@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--per-seed", action="store_true", help="a row per seed, not the mean")
     p.add_argument("--output", type=Path, help="also write the table as CSV here")
+    p.add_argument("--plot", type=Path,
+                   help="also draw MAE and interval coverage against k per method (PNG)")
 
     p = sub.add_parser("run", parents=[common],
                        help="the whole pipeline from a YAML config (local Ray by default)")
@@ -113,14 +115,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from disco_ray.evaluation import evaluate, summarize
+    from disco_ray.io import atomic_path
 
     per_seed = evaluate(_read(args), args.methods, args.anchors, args.split, args.seeds,
                         progress=not args.quiet)
     table = per_seed if args.per_seed else summarize(per_seed)
     if args.output:
-        from disco_ray.io import atomic_path
         with atomic_path(args.output) as tmp:
             table.to_csv(tmp, index=False)
+    if args.plot:
+        from disco_ray.report.plots import evaluation_plot
+
+        with atomic_path(args.plot) as tmp:
+            tmp.write_bytes(evaluation_plot(summarize(per_seed), args.data.name))
     if args.json:
         for row in table.to_dict(orient="records"):
             print(json.dumps({"data": args.data.stem, **row}))

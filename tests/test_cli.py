@@ -5,8 +5,11 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
+from matplotlib.image import imread
 
 from disco_ray.cli import main
+from disco_ray.report.plots import evaluation_figure
 from helpers import synthetic_population
 
 
@@ -20,8 +23,13 @@ def _npz(tmp_path, outputs):
 def test_evaluate_json_lines(tmp_path, capsys):
     path = _npz(tmp_path, synthetic_population(120, 40, with_probs=False))
     code = main(["evaluate", "--data", str(path), "--anchors", "5,10", "--split", "random",
-                 "--seeds", "2", "--methods", "random_direct,jsd_rf", "--json", "-q"])
+                 "--seeds", "2", "--methods", "random_direct,jsd_rf", "--json", "-q",
+                 "--output", str(tmp_path / "table.csv"), "--plot", str(tmp_path / "k.png")])
     assert code == 0
+    height, width = imread(tmp_path / "k.png").shape[:2]
+    assert height > 300 and width > 300
+    assert len(pd.read_csv(tmp_path / "table.csv")) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz", "k.png", "table.csv"]
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 4
     assert {(r["method"], r["k"]) for r in rows} == {(m, k) for m in ("random_direct", "jsd_rf")
@@ -51,3 +59,20 @@ def test_bad_input_exits_2_with_the_fix(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "unknown file type '.txt'" in result.stderr and "Fix:" in result.stderr
+
+
+def test_evaluation_figure_draws_every_method_per_split():
+    summary = pd.DataFrame([{"split": split, "k": k, "method": method,
+                             "mae_pp": base + 10 / k, "coverage90": 0.9}
+                            for split in ("random", "top") for k in (10, 25, 50)
+                            for method, base in (("disco", 1.0), ("gp_irt", 2.0))])
+    figure = evaluation_figure(summary, "data")
+    axes = figure.axes
+    assert [ax.get_title() for ax in axes[:2]] == ["split: random", "split: top"]
+    for ax in axes[:2]:   # MAE panels: one line per method, in the table's values
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert set(lines) == {"disco", "gp_irt"}
+        assert np.allclose(lines["gp_irt"].get_ydata(), [2 + 10 / k for k in (10, 25, 50)])
+        assert lines["disco"].get_linewidth() > lines["gp_irt"].get_linewidth()
+    for ax in axes[2:]:   # coverage panels
+        assert all(np.allclose(line.get_ydata(), 0.9) for line in ax.get_lines())

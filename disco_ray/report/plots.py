@@ -126,6 +126,42 @@ def curve_plot(curve: pd.DataFrame, run_k: int, run_cv_mae_pp: float | None) -> 
     return _png(fig)
 
 
+def evaluation_figure(summary: pd.DataFrame, title: str = "") -> Figure:
+    """`disco-ray evaluate`'s summary as a picture: a column per split, MAE (top row) and 90%
+    interval coverage (bottom row, the [0.85, 0.95] band shaded) against k, a line per method;
+    `disco*` methods drawn thick."""
+    splits = list(dict.fromkeys(summary["split"]))
+    fig = Figure(figsize=(5.2 * len(splits), 7.6))
+    axes = fig.subplots(2, len(splits), squeeze=False, sharex="col")
+    ks = sorted(set(summary["k"]))
+    for column, split in enumerate(splits):
+        mae_ax, coverage_ax = axes[0, column], axes[1, column]
+        for method, rows in summary[summary["split"] == split].groupby("method", sort=False):
+            rows = rows.sort_values("k")
+            style = {"linewidth": 3.0, "zorder": 3} if method.startswith("disco") else {
+                "linewidth": 1.2, "alpha": 0.8}
+            mae_ax.plot(rows["k"], rows["mae_pp"], marker="o", label=method, **style)
+            coverage_ax.plot(rows["k"], rows["coverage90"], marker="o", label=method, **style)
+        coverage_ax.axhspan(0.85, 0.95, color=REFERENCE, alpha=0.2, label="0.85-0.95")
+        mae_ax.set(title=f"split: {split}", ylabel="MAE on held-out models (pp)")
+        mae_ax.set_ylim(bottom=0)
+        coverage_ax.set(xlabel="number of anchors k", ylabel="90% interval coverage")
+        coverage_ax.set_ylim(0, 1.02)
+        for ax in (mae_ax, coverage_ax):
+            ax.set_xscale("log")
+            ax.set_xticks(ks, [str(k) for k in ks])
+            ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def evaluation_plot(summary: pd.DataFrame, title: str = "") -> bytes:
+    """`evaluation_figure` as PNG bytes."""
+    return _png(evaluation_figure(summary, title))
+
+
 def disagreement_plot(scores: np.ndarray, anchor_mask: np.ndarray, score_name: str) -> bytes:
     """Histogram of per-sample disagreement with the anchors' share of each bin."""
     fig, ax = _figure(6.4, 4.0)

@@ -4,14 +4,18 @@ Usage:
     python examples/benchmarks/dev_table.py --data-dir ../shared/data/real \
         --datasets openllm_mmlu,openllm_arc,mmlu_pro_29 --out examples/benchmarks/dev_table
 
-Writes `<out>.csv` (one row per dataset, split, k, method, mean over seeds) and `<out>.md`
-(a markdown table of MAE / Spearman / coverage per cell, the best MAE in bold, and whether
-each `disco` variant is lowest-or-equal among the baselines). `--reuse CSV` (repeatable) takes
+Writes `<out>.csv` (one row per dataset, split, k, method, mean over seeds), `<out>.png`
+(MAE and coverage against k) and `<out>.md` (a markdown table of MAE / Spearman / coverage per
+cell, the best MAE in bold, and whether each `disco` variant is lowest-or-equal among the
+baselines). `--reuse CSV` (repeatable) takes
 the rows of methods not run this time from earlier CSVs of this script, e.g. to rerun only
 `disco` after changing it:
 
     python examples/benchmarks/dev_table.py --datasets openllm_arc --methods disco \
         --reuse examples/benchmarks/dev_table/openllm_arc.csv --out /tmp/arc
+
+`--replot` redraws the markdown and the figures (MAE and coverage against k per method, a
+column per split) from `<out>.csv` without running anything.
 
 Never point it at the reserved data while developing.
 """
@@ -27,6 +31,7 @@ import pandas as pd
 from disco_ray.evaluation import evaluate, summarize
 from disco_ray.io import read_outputs
 from disco_ray.methods import METHODS
+from disco_ray.report.plots import evaluation_plot
 
 
 def cell_markdown(table: pd.DataFrame) -> str:
@@ -79,7 +84,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("examples/benchmarks/dev_table"))
     parser.add_argument("--reuse", type=Path, action="append", default=[],
                         help="earlier CSV of this script: rows of methods not run this time")
+    parser.add_argument("--replot", action="store_true",
+                        help="run nothing: redraw <out>.md and the figures from <out>.csv")
     args = parser.parse_args()
+    if args.replot:
+        write_outputs(pd.read_csv(args.out.with_suffix(".csv")), args.out)
+        return
     tables = []
     for name in args.datasets.split(","):
         start = time.perf_counter()
@@ -94,9 +104,19 @@ def main() -> None:
                       ignore_index=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out.with_suffix(".csv"), index=False)
+    write_outputs(table, args.out)
+
+
+def write_outputs(table: pd.DataFrame, out: Path) -> None:
+    """`<out>.md` (the markdown table, also printed) and a figure per dataset: `<out>.png`, or
+    `<out>_<data>.png` when the table holds several."""
     markdown = cell_markdown(table)
-    args.out.with_suffix(".md").write_text(markdown + "\n")
+    out.with_suffix(".md").write_text(markdown + "\n")
     print(markdown)
+    several = table["data"].nunique() > 1
+    for data, rows in table.groupby("data", sort=False):
+        png = out.with_name(f"{out.name}_{data}.png") if several else out.with_suffix(".png")
+        png.write_bytes(evaluation_plot(rows, data))
 
 
 if __name__ == "__main__":
