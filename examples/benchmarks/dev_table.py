@@ -7,9 +7,8 @@ Usage:
 Writes `<out>.csv` (one row per dataset, split, k, method, mean over seeds), `<out>.png`
 (MAE and coverage against k) and `<out>.md` (a markdown table of MAE / Spearman / coverage per
 cell, the best MAE in bold, and whether each `disco` variant is lowest-or-equal among the
-baselines). `--reuse CSV` (repeatable) takes
-the rows of methods not run this time from earlier CSVs of this script, e.g. to rerun only
-`disco` after changing it:
+baselines). `--reuse CSV` (repeatable) takes the rows of methods not run this time from earlier
+CSVs of this script, e.g. to rerun only `disco` after changing it:
 
     python examples/benchmarks/dev_table.py --datasets openllm_arc --methods disco \
         --reuse examples/benchmarks/dev_table/openllm_arc.csv --out /tmp/arc
