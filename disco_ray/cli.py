@@ -119,7 +119,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     per_seed = evaluate(_read(args), args.methods, args.anchors, args.split, args.seeds,
                         progress=not args.quiet)
-    table = per_seed if args.per_seed else summarize(per_seed)
+    summary = summarize(per_seed)
+    table = per_seed if args.per_seed else summary
     if args.output:
         with atomic_path(args.output) as tmp:
             table.to_csv(tmp, index=False)
@@ -127,7 +128,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from disco_ray.report.plots import evaluation_plot
 
         with atomic_path(args.plot) as tmp:
-            tmp.write_bytes(evaluation_plot(summarize(per_seed), args.data.name))
+            tmp.write_bytes(evaluation_plot(summary, args.data.name))
     if args.json:
         for row in table.to_dict(orient="records"):
             print(json.dumps({"data": args.data.stem, **row}))
