@@ -17,6 +17,7 @@ from disco_ray.io import write_outputs
 from disco_ray.methods import method_settings
 from disco_ray.report import summary_table, write_report
 from disco_ray.report.browser import check_in_browser, find_chromium
+from disco_ray.report.plots import population_figure
 from helpers import synthetic_population
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -58,11 +59,11 @@ def report(tmp_path_factory):
     return out, path, predictions
 
 
-def test_report_embeds_three_decodable_figures(report):
+def test_report_embeds_four_decodable_figures(report):
     _, path, _ = report
     html = path.read_text()
     images = embedded_pngs(html)
-    assert len(images) == 3
+    assert len(images) == 4
     for png in images:
         assert png.startswith(PNG_MAGIC)
         height, width = imread(io.BytesIO(png)).shape[:2]
@@ -103,7 +104,8 @@ def test_report_without_reference_outputs_or_true_scores(report, tmp_path):
     out, predictions = make_run_dir(tmp_path, with_true=False)
     shutil.rmtree(out / "outputs")
     html = write_report(out).read_text()
-    assert len(embedded_pngs(html)) == 2  # predicted intervals + disagreement; no curve
+    # predicted intervals + disagreement; no curve, no targets-against-references figure
+    assert len(embedded_pngs(html)) == 2
     assert "Predicted scores" in html and "not computed" in html
     first_row = summary_table(out).splitlines()[1].split()
     assert first_row[4] == "-" and first_row[5] == "-"
@@ -114,6 +116,26 @@ def test_report_without_reference_outputs_or_true_scores(report, tmp_path):
 def test_report_renders_in_headless_chromium(report, tmp_path):
     _, path, _ = report
     check = check_in_browser(path, screenshot=tmp_path / "report.png")
-    assert check.ok and check.images_total == 3
+    assert check.ok and check.images_total == 4
     pixels = imread(check.screenshot)
     assert pixels.shape[0] > 500 and pixels[..., :3].std() > 0.05
+
+
+def test_population_figure_places_references_and_targets():
+    predictions = [
+        {"model_id": "inside", "score": 0.5, "lower": 0.45, "upper": 0.55,
+         "anchor_accuracy": 0.6, "out_of_population": False, "true_score": 0.52},
+        {"model_id": "beyond", "score": 0.9, "lower": 0.7, "upper": 1.0,
+         "anchor_accuracy": 0.95, "out_of_population": True, "true_score": None}]
+    accuracy, scores = np.array([0.3, 0.5, 0.8]), np.array([0.25, 0.45, 0.7])
+    ax = population_figure(predictions, accuracy, scores).axes[0]
+    collections = {c.get_label(): c.get_offsets() for c in ax.collections
+                   if c.get_label() in ("references (true score)", "target (true)")}
+    assert np.allclose(collections["references (true score)"], np.column_stack(
+        [100 * accuracy, 100 * scores]))
+    assert np.allclose(collections["target (true)"][0], [60, 52])   # only the known true score
+    markers = {c.get_label(): c.lines[0] for c in ax.containers}   # errorbar: label -> points
+    assert np.allclose(markers["target"].get_xydata(), [[60, 50]])
+    assert np.allclose(markers["out of population"].get_xydata(), [[95, 90]])
+    vertical, horizontal = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert np.allclose(vertical.get_xdata(), 80) and np.allclose(horizontal.get_ydata(), 70)

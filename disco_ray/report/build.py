@@ -16,7 +16,8 @@ from disco_ray.outputs import ModelOutputs
 from disco_ray.report.curve import CURVE_METHODS, HOLDOUT, anchor_curve, curve_ks
 from disco_ray.report.data import RunOutput, load_run, reference_outputs
 from disco_ray.report.html import ReportFigure, render_html
-from disco_ray.report.plots import curve_plot, disagreement_plot, prediction_plot
+from disco_ray.report.plots import (curve_plot, disagreement_plot, population_plot,
+                                    prediction_plot)
 from disco_ray.report.tables import (REPORT_NAME, accuracy_line, accuracy_summary, cost_line,
                                      model_rows)
 
@@ -54,6 +55,18 @@ def _prediction_figure(result: RunOutput, references: ModelOutputs | None) -> Re
     return ReportFigure("Predicted scores", png, (
         "Each target's predicted score with its 90% interval; red: outside the reference "
         "population. True scores were not computed (targets.compute_true_score is off)." + band))
+
+
+def _population_figure(result: RunOutput, references: ModelOutputs) -> ReportFigure:
+    anchors = references.sample_index(result.condensed["anchor_ids"])
+    accuracy = references.correct_filled()[:, anchors].mean(axis=1)
+    png = population_plot(result.predictions, accuracy, references.scores())
+    return ReportFigure("Targets against the references", png, (
+        "Each reference model's accuracy on the anchors against its true full-benchmark score "
+        "(grey), and each target's anchor accuracy against its predicted score with its 90% "
+        "interval (red: outside the reference population). A target right of or above the "
+        "dashed lines lies beyond every reference: its prediction extrapolates a relation "
+        "that the references cannot check there, so treat it as rough."))
 
 
 def _curve_figure(result: RunOutput, references: ModelOutputs,
@@ -145,6 +158,8 @@ def write_report(output_dir: str | Path, curve_seeds: int = CURVE_SEEDS) -> Path
     references = reference_outputs(result)
     rows = model_rows(result.predictions)
     figures = [_prediction_figure(result, references)]
+    if references is not None:
+        figures.append(_population_figure(result, references))
     curve = None
     if references is not None and curve_seeds > 0:
         with threadpool_limits(1):  # many tiny fits: threaded BLAS only adds contention

@@ -106,6 +106,39 @@ def _intervals(predictions: list[dict], reference_scores: np.ndarray | None) -> 
     return _png(fig)
 
 
+def population_figure(predictions: list[dict], reference_accuracy: np.ndarray,
+                      reference_scores: np.ndarray) -> Figure:
+    """Anchor accuracy against score: the references (their true scores) and each target (its
+    prediction, 90% interval, true score when known). Dashed lines mark the strongest
+    reference's anchor accuracy and score; a target beyond either is extrapolated."""
+    fig, ax = _figure(6.4, 5.2)
+    ax.scatter(100 * reference_accuracy, 100 * reference_scores, s=10, color=REFERENCE,
+               label="references (true score)")
+    accuracy = _percent([p["anchor_accuracy"] for p in predictions])
+    pred = _percent([p["score"] for p in predictions])
+    lower, upper = _percent([p["lower"] for p in predictions]), _percent(
+        [p["upper"] for p in predictions])
+    flagged = np.array([bool(p["out_of_population"]) for p in predictions])
+    _errorbars(ax, accuracy, pred, lower, upper, flagged)
+    true = _percent([p.get("true_score") for p in predictions])
+    if np.isfinite(true).any():
+        ax.scatter(accuracy, true, marker="x", color="black", zorder=3, label="target (true)")
+    ax.axvline(100 * reference_accuracy.max(), linestyle="--", color="black", lw=1,
+               label="strongest reference")
+    ax.axhline(100 * reference_scores.max(), linestyle="--", color="black", lw=1)
+    ax.set(xlabel="accuracy on the anchors (%)", ylabel="full-benchmark score (%)",
+           title="Where the targets lie against the references")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def population_plot(predictions: list[dict], reference_accuracy: np.ndarray,
+                    reference_scores: np.ndarray) -> bytes:
+    """`population_figure` as PNG bytes."""
+    return _png(population_figure(predictions, reference_accuracy, reference_scores))
+
+
 def curve_plot(curve: pd.DataFrame, run_k: int, run_cv_mae_pp: float | None) -> bytes:
     """MAE against the number of anchors per method, with the run's own out-of-fold MAE."""
     fig, ax = _figure(6.4, 4.4)
