@@ -14,8 +14,12 @@ from disco_ray.outputs import ModelOutputs
 def anchor_features(outputs: ModelOutputs, anchor_index: np.ndarray) -> np.ndarray:
     """[M, d + 1] features: signature on the anchors, then accuracy on the anchors."""
     signature = outputs.signature(anchor_index)
-    accuracy = outputs.correct_filled()[:, anchor_index].mean(axis=1, keepdims=True)
-    return np.hstack([signature, accuracy])
+    return np.hstack([signature, anchor_accuracy(outputs, anchor_index)[:, None]])
+
+
+def anchor_accuracy(outputs: ModelOutputs, anchor_index: np.ndarray) -> np.ndarray:
+    """[M] mean correctness on the anchors (missing outcomes count as wrong)."""
+    return outputs.correct_filled()[:, anchor_index].mean(axis=1)
 
 
 def split_features(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from disco_ray.report.plots import (curve_plot, disagreement_plot, population_pl
                                     prediction_plot)
 from disco_ray.report.tables import (REPORT_NAME, accuracy_line, accuracy_summary, cost_line,
                                      model_rows)
+from disco_ray.signatures import anchor_accuracy
 
 CURVE_SEEDS = 2
 
@@ -58,8 +59,8 @@ def _prediction_figure(result: RunOutput, references: ModelOutputs | None) -> Re
 
 
 def _population_figure(result: RunOutput, references: ModelOutputs) -> ReportFigure:
-    anchors = references.sample_index(result.condensed["anchor_ids"])
-    accuracy = references.correct_filled()[:, anchors].mean(axis=1)
+    accuracy = anchor_accuracy(references,
+                               references.sample_index(result.condensed["anchor_ids"]))
     png = population_plot(result.predictions, accuracy, references.scores())
     return ReportFigure("Targets against the references", png, (
         "Each reference model's accuracy on the anchors against its true full-benchmark score "

@@ -33,6 +33,15 @@ def _percent(values: Sequence[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else 100 * v for v in values], dtype=np.float64)
 
 
+def _columns(rows: list[dict], *fields: str) -> list[np.ndarray]:
+    """Per field, the rows' values in percent (None -> NaN)."""
+    return [_percent([row.get(field) for row in rows]) for field in fields]
+
+
+def _flagged(rows: list[dict]) -> np.ndarray:
+    return np.array([bool(row["out_of_population"]) for row in rows])
+
+
 def prediction_plot(predictions: list[dict], reference_scores: np.ndarray | None) -> bytes:
     """Predicted vs true score with 90% intervals (or intervals alone when no true scores)."""
     if any(p.get("true_score") is not None for p in predictions):
@@ -63,9 +72,8 @@ def _free_side(x: float, y: float, xs: np.ndarray, ys: np.ndarray, reach: float 
 
 def _scatter(predictions: list[dict], reference_scores: np.ndarray | None) -> bytes:
     rows = [p for p in predictions if p.get("true_score") is not None]
-    true, pred = _percent([p["true_score"] for p in rows]), _percent([p["score"] for p in rows])
-    lower, upper = _percent([p["lower"] for p in rows]), _percent([p["upper"] for p in rows])
-    flagged = np.array([bool(p["out_of_population"]) for p in rows])
+    true, pred, lower, upper = _columns(rows, "true_score", "score", "lower", "upper")
+    flagged = _flagged(rows)
     fig, ax = _figure(6.4, 5.6)
     if reference_scores is not None:
         ax.axvspan(100 * reference_scores.min(), 100 * reference_scores.max(), color=REFERENCE,
@@ -91,9 +99,8 @@ def _scatter(predictions: list[dict], reference_scores: np.ndarray | None) -> by
 
 def _intervals(predictions: list[dict], reference_scores: np.ndarray | None) -> bytes:
     order = sorted(predictions, key=lambda p: p["score"])
-    pred = _percent([p["score"] for p in order])
-    lower, upper = _percent([p["lower"] for p in order]), _percent([p["upper"] for p in order])
-    flagged = np.array([bool(p["out_of_population"]) for p in order])
+    pred, lower, upper = _columns(order, "score", "lower", "upper")
+    flagged = _flagged(order)
     fig, ax = _figure(6.4, 1.2 + 0.35 * len(order))
     if reference_scores is not None:
         ax.axvspan(100 * reference_scores.min(), 100 * reference_scores.max(), color=REFERENCE,
@@ -114,13 +121,9 @@ def population_figure(predictions: list[dict], reference_accuracy: np.ndarray,
     fig, ax = _figure(6.4, 5.2)
     ax.scatter(100 * reference_accuracy, 100 * reference_scores, s=10, color=REFERENCE,
                label="references (true score)")
-    accuracy = _percent([p["anchor_accuracy"] for p in predictions])
-    pred = _percent([p["score"] for p in predictions])
-    lower, upper = _percent([p["lower"] for p in predictions]), _percent(
-        [p["upper"] for p in predictions])
-    flagged = np.array([bool(p["out_of_population"]) for p in predictions])
-    _errorbars(ax, accuracy, pred, lower, upper, flagged)
-    true = _percent([p.get("true_score") for p in predictions])
+    accuracy, pred, lower, upper, true = _columns(
+        predictions, "anchor_accuracy", "score", "lower", "upper", "true_score")
+    _errorbars(ax, accuracy, pred, lower, upper, _flagged(predictions))
     if np.isfinite(true).any():
         ax.scatter(accuracy, true, marker="x", color="black", zorder=3, label="target (true)")
     ax.axvline(100 * reference_accuracy.max(), linestyle="--", color="black", lw=1,
