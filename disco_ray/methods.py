@@ -10,7 +10,8 @@ the paper's DISCO variants (`pds`/`jsd` x `knn`/`rf`).
 
 `disco`: anchors chosen among JSD top-k, PDS top-k (skipped where degenerate, i.e. on 0/1
 outcomes), clustered and random by the stack's validation error on the references (out-of-fold
-errors pooled with an extrapolation CV that predicts the strongest references from the others);
+errors pooled with an extrapolation CV that predicts the strongest references from the others;
+with fewer than 100 references, by a nested CV that chooses each fold's anchors without it);
 metamodel = convex stack (weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT,
 a linear map of the IRT ability, ridge on the signature, ridge + RF on its residual, kNN, and RF
 on the signature and the anchor accuracy.

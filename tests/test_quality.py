@@ -1,7 +1,10 @@
 """Prediction quality machinery: reference-only choices, conformal coverage, out-of-population."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from sklearn.model_selection import KFold
 
 from disco_ray.condensed import condense
 from disco_ray.methods import method_settings
@@ -206,3 +209,27 @@ def test_beyond_probability_is_a_gaussian_tail_or_a_step():
     assert soft == pytest.approx([0.02275, 0.5, 0.84134, 0.99997], abs=1e-5)
     assert beyond_probability(prediction, 0.70, None).tolist() == [0.0, 0.0, 1.0, 1.0]
     assert mix_stacks(np.zeros(4), np.ones(4), soft) == pytest.approx(soft)
+
+
+def _nested_error(refs: ModelOutputs, settings, selection: str) -> float:
+    """The nested CV error of one selection candidate, recomputed by hand."""
+    single = replace(settings, candidates=(selection,))
+    y, errors = refs.scores(), []
+    for train, test in KFold(5, shuffle=True, random_state=settings.seed).split(y):
+        bench = condense(refs.take_models(train), single)
+        errors += [p.score - t for p, t in zip(bench.predict(refs.take_models(test)), y[test])]
+    return float(np.mean(np.abs(errors)))
+
+
+def test_few_references_choose_anchors_by_nested_cross_validation(world):
+    refs = world.take_models(range(0, 200, 5))          # 40 references (< nested_below)
+    settings = replace(method_settings("random_rf", 10, seed=0),
+                       candidates=("random", "cluster"), metamodels=({"regressor": "ridge"},))
+    bench = condense(refs, settings)
+    errors = {name: _nested_error(refs, settings, name) for name in ("random", "cluster-centroid")}
+    chosen = bench.choice["selection"]
+    assert bench.choice["cv_mae"] == pytest.approx(errors[chosen], abs=1e-12)
+    assert errors[chosen] == min(errors.values())
+    # without nesting the choice is validated on the models that chose the anchors
+    plain = condense(refs, replace(settings, nested_below=0))
+    assert plain.choice["cv_mae"] != pytest.approx(bench.choice["cv_mae"], abs=1e-6)
