@@ -1,8 +1,9 @@
 """The condensed benchmark: anchors + reference signatures + a metamodel that re-fits on load.
 
 `condense(references, settings)` runs the offline phase: disagreement over guiding models, anchor
-selection, metamodel choice by cross-validation over the references, split-conformal intervals and
-an out-of-population check. `CondensedBenchmark.predict` is the online phase. A saved benchmark
+selection, metamodel choice by cross-validation over the references (with few references, the
+anchor design by a nested one: `cross_validated_error`), split-conformal intervals and an
+out-of-population check. `CondensedBenchmark.predict` is the online phase. A saved benchmark
 is a directory of JSON + Parquet + npz (no pickle); loading it re-fits deterministically.
 """
 
