@@ -346,7 +346,8 @@ def _fit_candidate(candidate: _Candidate, references: ModelOutputs, specs: tuple
 def cross_validated_error(references: ModelOutputs, settings: CondenseSettings) -> float:
     """Mean absolute error of the whole offline phase on `references`, by K-fold CV
     (`settings.cv_folds`): each fold's models are predicted by a benchmark condensed on the
-    other folds, anchors and metamodel chosen there."""
+    other folds, anchors and metamodel chosen there. With several selection candidates and
+    fewer than `settings.nested_below` references, each fold's condense nests once more."""
     y = references.scores()
     folds = KFold(n_splits=max(2, min(settings.cv_folds, len(y))), shuffle=True,
                   random_state=settings.seed)
