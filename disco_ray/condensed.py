@@ -288,9 +288,10 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
                          f"{references.n_samples}")
     irt_cache: dict = {}
     candidates, unbiased_mean = _feasible_candidates(references, settings)
-    nested = len(candidates) > 1 and references.n_models < settings.nested_below
-    proxies = ([_proxy(spec) for spec in settings.metamodels]
-               if len(candidates) > 1 and not nested else None)
+    several = len(candidates) > 1
+    nested = several and references.n_models < settings.nested_below
+    # several candidates are compared with cheap proxies of the metamodels, or nested fits
+    specs = tuple(_proxy(spec) for spec in settings.metamodels) if several else settings.metamodels
     best: _Candidate | None = None
     for kind, score in candidates:
         for guiding in (settings.guiding if kind not in ("random", "cluster") else (None,)):
@@ -307,19 +308,17 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
                 candidate.cv_mae = cross_validated_error(references, replace(
                     settings, candidates=(candidate.selection,), guiding=(candidate.guiding,)))
             else:
-                _fit_candidate(candidate, references, proxies or settings.metamodels,
-                               settings, irt_cache)
+                candidate.cv_mae = _fit_candidate(candidate, references, specs, settings,
+                                                  irt_cache)
             if best is None or candidate.cv_mae < best.cv_mae:
                 best = candidate
     if best is None:
         raise ValueError("every selection candidate was skipped. Fix: add `random` or `cluster`"
                          " to the candidates")
-    if proxies is not None or nested:
-        # the anchors were chosen with proxies or nested fits: fit the real metamodels now
-        nested_error = best.cv_mae
-        _fit_candidate(best, references, settings.metamodels, settings, irt_cache)
-        if nested:   # the error of the whole offline phase, anchor choice included
-            best.cv_mae = nested_error
+    if several:   # fit the real metamodels on the chosen anchors
+        error = _fit_candidate(best, references, settings.metamodels, settings, irt_cache)
+        # a nested error is that of the whole offline phase, anchor choice included: keep it
+        best.cv_mae = best.cv_mae if nested else error
     shown = (best.disagreement if best.disagreement is not None
              else np.zeros(references.n_samples))
     choice = {"guiding": best.guiding, "metamodel": best.spec, "cv_mae": best.cv_mae}
@@ -332,15 +331,16 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
 
 
 def _fit_candidate(candidate: _Candidate, references: ModelOutputs, specs: tuple[dict, ...],
-                   settings: CondenseSettings, irt_cache: dict) -> None:
+                   settings: CondenseSettings, irt_cache: dict) -> float:
     """Fit the metamodel candidates `specs` on a candidate's anchors; keep the one with the
-    lowest cross-validated error (its spec, fit and error)."""
+    lowest cross-validated error (its spec and fit) and return that error."""
     prepared = _prepare_specs(specs, references, candidate.anchors, candidate.weights,
                               settings.seed, irt_cache, candidate.unbiased)
     index, fits, maes = choose_metamodel(prepared,
                                          anchor_features(references, candidate.anchors),
                                          references.scores(), settings.cv_folds, settings.seed)
-    candidate.cv_mae, candidate.spec, candidate.fitted = maes[index], prepared[index], fits[index]
+    candidate.spec, candidate.fitted = prepared[index], fits[index]
+    return maes[index]
 
 
 def cross_validated_error(references: ModelOutputs, settings: CondenseSettings) -> float:
