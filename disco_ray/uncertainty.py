@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
-from sklearn.preprocessing import StandardScaler
 
 from disco_ray.signatures import split_features
 
@@ -78,11 +77,14 @@ class PopulationCheck:
     """Says whether a target lies outside what the reference models cover.
 
     A target is out of population when its signature is farther from every reference than
-    `OOD_QUANTILE` of the references are from their nearest neighbour, or when its anchor accuracy
-    or predicted score falls outside the references' range.
+    `OOD_QUANTILE` of the references are from their nearest other reference, or when its anchor
+    accuracy or predicted score falls outside the references' range. Distances are Euclidean on
+    the signature as it is (probabilities or outcomes, all in [0, 1]), so a reference's distance
+    to the others and a target's to the references are exchangeable: an in-population target is
+    flagged at about 1 - `OOD_QUANTILE`. (Standardising the columns first made near-constant ones
+    dominate: with a few dozen references, most in-population targets looked out of it.)
     """
 
-    scaler: StandardScaler
     neighbours: NearestNeighbors
     distance_limit: float
     accuracy_range: tuple[float, float]
@@ -91,12 +93,9 @@ class PopulationCheck:
     @classmethod
     def fit(cls, features: np.ndarray, scores: np.ndarray) -> "PopulationCheck":
         signature, accuracy = split_features(features)
-        scaler = StandardScaler().fit(signature)
-        z = scaler.transform(signature)
-        neighbours = NearestNeighbors(n_neighbors=min(2, len(z))).fit(z)
-        distances, _ = neighbours.kneighbors(z)
-        nearest_other = distances[:, -1]
-        return cls(scaler, neighbours, float(np.quantile(nearest_other, OOD_QUANTILE)),
+        neighbours = NearestNeighbors(n_neighbors=min(2, len(signature))).fit(signature)
+        nearest_other = neighbours.kneighbors(signature)[0][:, -1]
+        return cls(neighbours, float(np.quantile(nearest_other, OOD_QUANTILE)),
                    (float(accuracy.min()), float(accuracy.max())),
                    (float(scores.min()), float(scores.max())))
 
@@ -109,7 +108,7 @@ class PopulationCheck:
     def reasons(self, features: np.ndarray, predicted: np.ndarray) -> list[str]:
         """Per target, an empty string or why it lies outside the reference population."""
         signature, accuracy = split_features(features)
-        distance = self.neighbours.kneighbors(self.scaler.transform(signature), n_neighbors=1)[0]
+        distance = self.neighbours.kneighbors(signature, n_neighbors=1)[0]
         out = []
         for d, acc, pred in zip(distance[:, 0], accuracy, predicted):
             why = []

@@ -200,7 +200,7 @@ def test_actor_that_dies_once_gives_complete_identical_results(ray_session, tmp_
 def test_tensor_parallel_actors_share_four_gpus_two_at_a_time(ray_session, tmp_path):
     samples = load_task(SMOKE_TASK, limit=4).samples
     specs = [ModelSpec(f"tp{i}", "fake", "-", tensor_parallel_size=2, device="cuda",
-                       options={"record": str(tmp_path), "sleep": 1.5}) for i in range(3)]
+                       options={"record": str(tmp_path), "sleep": 3.0}) for i in range(3)]
     specs.append(ModelSpec("too-big", "fake", "-", tensor_parallel_size=8, device="cuda"))
     runs = evaluate_models(specs, samples, ResourcesConfig(cpus_per_model=0.5),
                            lambda s, lls: None, loader=load, progress=False)

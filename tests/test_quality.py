@@ -9,7 +9,7 @@ from sklearn.model_selection import KFold
 from disco_ray.condensed import condense
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs
-from disco_ray.uncertainty import conformal_halfwidth
+from disco_ray.uncertainty import PopulationCheck, conformal_halfwidth
 from helpers import synthetic_population
 
 
@@ -87,6 +87,30 @@ def test_a_target_stronger_than_every_reference_is_flagged_with_a_wider_interval
     top = bench.predict(world.take_models(order[-30:]))
     assert np.mean([q.out_of_population for q in top]) > \
         np.mean([q.out_of_population for q in typical])
+
+
+def _chosen_options(n_models, seed):
+    """Anchor features as real files give them: one-hot chosen options on 10 choices, a missing
+    answer spread uniformly (0.1 on every option), then the anchor accuracy."""
+    population = synthetic_population(n_models, 50, n_choices=10, seed=seed)
+    rng = np.random.default_rng(seed)
+    chosen = np.eye(10)[population.probs.argmax(axis=2)]
+    chosen[rng.random(chosen.shape[:2]) < 0.05] = 0.1
+    accuracy = population.correct.mean(axis=1)
+    return np.hstack([chosen.reshape(n_models, -1), accuracy[:, None]]), accuracy
+
+
+def test_few_references_flag_few_in_population_targets_by_signature():
+    rates = []
+    for seed in range(5):
+        X, y = _chosen_options(228, seed)
+        check = PopulationCheck.fit(X[:28], y[:28])
+        reasons = check.reasons(X[28:], y[28:])
+        rates.append(np.mean(["signature" in why for why in reasons]))
+        always_first = np.append(np.tile(np.eye(10)[0], 50), X[28, -1])[None]
+        assert "signature" in check.reasons(always_first, y[28:29])[0]
+    # with standardised columns (before), about 0.8 of these in-population targets were flagged
+    assert np.mean(rates) < 0.1
 
 
 def test_gp_irt_baseline_runs_on_probabilities_and_outcomes():
