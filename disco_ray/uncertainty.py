@@ -105,12 +105,15 @@ class PopulationCheck:
         return np.maximum(np.maximum(predicted - self.score_range[1],
                                      self.score_range[0] - predicted), 0.0)
 
+    def distance(self, signature: np.ndarray) -> np.ndarray:
+        """[M] each signature's distance to its nearest reference."""
+        return self.neighbours.kneighbors(signature, n_neighbors=1)[0][:, 0]
+
     def reasons(self, features: np.ndarray, predicted: np.ndarray) -> list[str]:
         """Per target, an empty string or why it lies outside the reference population."""
         signature, accuracy = split_features(features)
-        distance = self.neighbours.kneighbors(signature, n_neighbors=1)[0]
         out = []
-        for d, acc, pred in zip(distance[:, 0], accuracy, predicted):
+        for d, acc, pred in zip(self.distance(signature), accuracy, predicted):
             why = []
             if d > self.distance_limit:
                 why.append(f"signature farther from every reference ({d:.2f}) than "

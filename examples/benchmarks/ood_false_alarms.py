@@ -61,7 +61,7 @@ def as_is_flags(references: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """The check now (`PopulationCheck`), signature part only."""
     check = PopulationCheck.fit(np.hstack([references, np.zeros((len(references), 1))]),
                                 np.zeros(len(references)))
-    return check.neighbours.kneighbors(targets, n_neighbors=1)[0][:, 0] > check.distance_limit
+    return check.distance(targets) > check.distance_limit
 
 
 def flag_rates(outputs: ModelOutputs, k: int, seeds: int) -> dict[str, np.ndarray]:
