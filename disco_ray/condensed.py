@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
@@ -198,11 +196,10 @@ class CondensedBenchmark:
     def save(self, directory: str | Path) -> Path:
         """Write the benchmark as a directory, atomically (temp directory, then rename)."""
         from disco_ray.io import write_outputs
+        from disco_ray.io.atomic import atomic_directory
 
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-        try:
+        with atomic_directory(directory) as tmp:
             write_outputs(self.references, tmp / "references.parquet")
             np.savez(tmp / "disagreement.npz", sample_ids=np.array(list(self.disagreement)),
                      scores=np.array(list(self.disagreement.values()), dtype=np.float64))
@@ -210,11 +207,6 @@ class CondensedBenchmark:
                         "settings": self.settings.to_json(), "choice": self.choice,
                         "anchor_ids": self.anchor_ids, "data_hash": self.data_hash}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-            if directory.exists():
-                shutil.rmtree(directory)
-            tmp.rename(directory)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return directory
 
     @classmethod

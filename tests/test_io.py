@@ -1,12 +1,15 @@
 """Readers and writers: shared .npz, own Parquet, lm-eval --log_samples logs."""
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from disco_ray.io import read_outputs, write_outputs
+from disco_ray.io.atomic import atomic_directory, atomic_path
 from disco_ray.outputs import OutputsError
 from helpers import synthetic_population
 
@@ -150,3 +153,20 @@ def test_lm_eval_models_with_different_docs_are_rejected(tmp_path):
             "\n".join(json.dumps(r) for r in rows))
     with pytest.raises(OutputsError, match="'doc_id' differs between models a and b"):
         read_outputs(tmp_path)
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    """tempfile makes 0600 files and 0700 directories; what replaces the target must not keep
+    them (a result on a shared disk would be unreadable to the rest of the team)."""
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "table.csv") as tmp:
+            tmp.write_text("a,b\n")
+        with atomic_directory(tmp_path / "bench") as tmp:
+            (tmp / "manifest.json").write_text("{}")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "table.csv").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "bench").stat().st_mode) == 0o755
+    assert (tmp_path / "bench" / "manifest.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench", "table.csv"]

@@ -8,9 +8,9 @@ otherwise, e.g. `cuda` for the one-GPU smoke run).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
+
+from disco_ray.io.atomic import atomic_directory
 
 # (n_layer, n_embd) cycled over the models of a population.
 SHAPES = ((1, 32), (2, 32), (2, 48), (3, 64))
@@ -49,12 +49,6 @@ def build_once(path: Path, seed: int, n_layer: int, n_embd: int) -> Path:
 
     if (path / "config.json").is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
+    with atomic_directory(path) as tmp:
         build_tiny_gpt2(tmp, seed=seed, n_layer=n_layer, n_head=2, n_embd=n_embd)
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
