@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--per-seed", action="store_true", help="a row per seed, not the mean")
     p.add_argument("--output", type=Path, help="also write the table as CSV here")
+    p.add_argument("--predictions", type=Path,
+                   help="also write every held-out model's prediction and interval (Parquet)")
     p.add_argument("--plot", type=Path,
                    help="also draw MAE and interval coverage against k per method (PNG)")
 
@@ -114,13 +116,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from disco_ray.evaluation import evaluate, summarize
+    from disco_ray.evaluation import (held_out_predictions, per_seed_metrics, summarize,
+                                      with_gaps)
     from disco_ray.io import atomic_path
 
-    per_seed = evaluate(_read(args), args.methods, args.anchors, args.split, args.seeds,
-                        progress=not args.quiet)
-    summary = summarize(per_seed)
+    predictions = held_out_predictions(_read(args), args.methods, args.anchors, args.split,
+                                       args.seeds, progress=not args.quiet)
+    per_seed = per_seed_metrics(predictions)
+    summary = with_gaps(summarize(per_seed), predictions)
     table = per_seed if args.per_seed else summary
+    if args.predictions:
+        with atomic_path(args.predictions) as tmp:
+            predictions.to_parquet(tmp, index=False)
     if args.output:
         with atomic_path(args.output) as tmp:
             table.to_csv(tmp, index=False)
@@ -130,8 +137,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         with atomic_path(args.plot) as tmp:
             tmp.write_bytes(evaluation_plot(summary, args.data.name))
     if args.json:
-        for row in table.to_dict(orient="records"):
-            print(json.dumps({"data": args.data.stem, **row}))
+        for row in table.astype(object).where(table.notna(), None).to_dict(orient="records"):
+            print(json.dumps({"data": args.data.stem, **row}))   # NaN -> null: strict JSON
     else:
         print(table.round(4).to_string(index=False))
     return 0

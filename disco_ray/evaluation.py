@@ -22,6 +22,9 @@ SPLITS = ("random", "top", "chronological")
 RANDOM_HOLDOUT = 0.2
 TOP_HOLDOUT = 0.1
 LEAVE_ONE_OUT_BELOW = 100
+PREDICTION_COLUMNS = ("split", "k", "method", "seed", "model_id", "true", "score", "lower",
+                      "upper", "out_of_population")
+CELL = ["split", "k", "method", "seed"]
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,21 @@ def model_splits(outputs: ModelOutputs, split: str, seeds: int) -> Iterator[Spli
         yield Split(split, seed, np.sort(order[:-n_out]), np.sort(order[-n_out:]))
 
 
-def metrics(true: np.ndarray, predictions: Sequence[Prediction]) -> dict[str, float]:
-    """MAE and worst error in percentage points, rank correlations, interval coverage/width."""
-    pred = np.array([p.score for p in predictions])
-    lower = np.array([p.lower for p in predictions])
-    upper = np.array([p.upper for p in predictions])
+def prediction_frame(predictions: Sequence[Prediction], true: np.ndarray) -> pd.DataFrame:
+    """One row per prediction: model_id, score, lower, upper, out_of_population, true score."""
+    return pd.DataFrame({"model_id": [p.model_id for p in predictions],
+                         "true": np.asarray(true, dtype=np.float64),
+                         "score": [p.score for p in predictions],
+                         "lower": [p.lower for p in predictions],
+                         "upper": [p.upper for p in predictions],
+                         "out_of_population": [p.out_of_population for p in predictions]})
+
+
+def metrics(rows: pd.DataFrame) -> dict[str, float]:
+    """MAE and worst error in percentage points, rank correlations, interval coverage/width, of
+    the predictions in `rows` (a `prediction_frame`)."""
+    true, pred = rows["true"].to_numpy(), rows["score"].to_numpy()
+    lower, upper = rows["lower"].to_numpy(), rows["upper"].to_numpy()
     error = np.abs(pred - true) * 100
     ranked = len(true) > 2 and np.ptp(true) > 0 and np.ptp(pred) > 0
     return {
@@ -84,13 +97,15 @@ def metrics(true: np.ndarray, predictions: Sequence[Prediction]) -> dict[str, fl
         "kendall": float(kendalltau(true, pred).statistic) if ranked else float("nan"),
         "coverage90": float(np.mean((true >= lower) & (true <= upper))),
         "width90_pp": float(np.mean(upper - lower) * 100),
-        "ood_rate": float(np.mean([p.out_of_population for p in predictions])),
+        "ood_rate": float(rows["out_of_population"].mean()),
     }
 
 
-def evaluate(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
-             splits: Sequence[str], seeds: int = 5, progress: bool = True) -> pd.DataFrame:
-    """One row per (split, k, method, seed) with the metrics on that seed's held-out models.
+def held_out_predictions(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
+                         splits: Sequence[str], seeds: int = 5,
+                         progress: bool = True) -> pd.DataFrame:
+    """Every held-out model's prediction: one row per (split, k, method, seed, model) with its
+    true score, predicted score, 90% interval and out-of-population flag.
 
     Leave-one-model-out splits are pooled into one set of predictions (seed 0).
     """
@@ -98,24 +113,60 @@ def evaluate(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
     total = sum(len(s) for s in plan.values()) * len(ks) * len(methods)
     bar = tqdm(total=total, desc="evaluate", disable=not progress)
     scores = outputs.scores()
-    rows = []
+    frames = []
     for name, split_list in plan.items():
         leave_one_out = all(len(s.held_out) == 1 for s in split_list)
         for k in ks:
             for method in methods:
-                by_seed: dict[int, tuple[list, list]] = {}
                 for split in split_list:
                     bench = condense(outputs.take_models(split.references),
                                      method_settings(method, k, split.seed))
-                    predicted, true = by_seed.setdefault(0 if leave_one_out else split.seed,
-                                                         ([], []))
-                    predicted.extend(bench.predict(outputs.take_models(split.held_out)))
-                    true.extend(scores[split.held_out])
+                    predicted = bench.predict(outputs.take_models(split.held_out))
+                    frames.append(prediction_frame(predicted, scores[split.held_out]).assign(
+                        split=name, k=k, method=method,
+                        seed=0 if leave_one_out else split.seed))
                     bar.update()
-                rows.extend({"split": name, "k": k, "method": method, "seed": seed,
-                             "n_held_out": len(true), **metrics(np.array(true), predicted)}
-                            for seed, (predicted, true) in by_seed.items())
     bar.close()
+    return pd.concat(frames, ignore_index=True)[list(PREDICTION_COLUMNS)]
+
+
+def per_seed_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+    """One row per (split, k, method, seed) with the metrics of that seed's held-out models."""
+    rows = [{**dict(zip(CELL, key)), "n_held_out": len(group), **metrics(group)}
+            for key, group in predictions.groupby(CELL, sort=False)]
+    return pd.DataFrame(rows)
+
+
+def evaluate(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
+             splits: Sequence[str], seeds: int = 5, progress: bool = True) -> pd.DataFrame:
+    """`per_seed_metrics` of `held_out_predictions`: the metrics per (split, k, method, seed)."""
+    return per_seed_metrics(held_out_predictions(outputs, methods, ks, splits, seeds, progress))
+
+
+def gap_to_best_baseline(predictions: pd.DataFrame, method: str = "disco") -> pd.DataFrame:
+    """Per (split, k): `method`'s MAE minus the lowest MAE among the baselines (methods not
+    named `disco*`), with the standard error of that paired difference.
+
+    The difference is paired on the unit that is replicated independently: the seed (its
+    held-out models' mean error) when a cell has several, else the held-out model (leave-one-
+    model-out). On the `top` split every seed holds out the same models, so its standard error
+    counts the anchor draws and metamodel seeds, not the choice of models.
+    """
+    error = predictions.assign(error_pp=(predictions["score"] - predictions["true"]).abs() * 100)
+    rows = []
+    for (split, k), cell in error.groupby(["split", "k"], sort=False):
+        unit = "seed" if cell["seed"].nunique() > 1 else "model_id"
+        per_unit = cell.pivot_table(index=unit, columns="method", values="error_pp",
+                                    aggfunc="mean")
+        baselines = [m for m in per_unit.columns if not m.startswith("disco")]
+        if method not in per_unit.columns or not baselines:
+            continue
+        best = per_unit[baselines].mean().idxmin()
+        difference = (per_unit[method] - per_unit[best]).dropna()
+        rows.append({"split": split, "k": k, "method": method, "best_baseline": best,
+                     "gap_pp": float(difference.mean()),
+                     "gap_se_pp": float(difference.std(ddof=1) / np.sqrt(len(difference))),
+                     "gap_units": len(difference)})
     return pd.DataFrame(rows)
 
 
@@ -128,3 +179,19 @@ def summarize(per_seed: pd.DataFrame) -> pd.DataFrame:
     table["mae_pp_std"] = grouped["mae_pp"].std(ddof=0)
     table["seeds"] = grouped["seed"].nunique()
     return table.reset_index()
+
+
+GAP_COLUMNS = ["best_baseline", "gap_pp", "gap_se_pp"]
+
+
+def with_gaps(summary: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """`summary` (of `summarize`) with each `disco*` row's `gap_to_best_baseline` computed on
+    `predictions` (`GAP_COLUMNS`; empty for other methods). Earlier gap columns are replaced."""
+    summary = summary.drop(columns=GAP_COLUMNS, errors="ignore")
+    variants = [m for m in summary["method"].unique() if m.startswith("disco")]
+    gaps = [gap_to_best_baseline(predictions, v) for v in variants]
+    gaps = [g for g in gaps if len(g)]
+    if not gaps:
+        return summary.assign(**{c: np.nan for c in GAP_COLUMNS})
+    gaps = pd.concat(gaps, ignore_index=True)[["split", "k", "method", *GAP_COLUMNS]]
+    return summary.merge(gaps, on=["split", "k", "method"], how="left")

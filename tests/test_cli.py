@@ -20,17 +20,28 @@ def _npz(tmp_path, outputs):
     return path
 
 
+def _reject(token):
+    raise ValueError(f"not strict JSON: {token}")
+
+
 def test_evaluate_json_lines(tmp_path, capsys):
     path = _npz(tmp_path, synthetic_population(120, 40, with_probs=False))
     code = main(["evaluate", "--data", str(path), "--anchors", "5,10", "--split", "random",
                  "--seeds", "2", "--methods", "random_direct,jsd_rf", "--json", "-q",
-                 "--output", str(tmp_path / "table.csv"), "--plot", str(tmp_path / "k.png")])
+                 "--output", str(tmp_path / "table.csv"), "--plot", str(tmp_path / "k.png"),
+                 "--predictions", str(tmp_path / "held_out.parquet")])
     assert code == 0
+    held_out = pd.read_parquet(tmp_path / "held_out.parquet")
+    assert len(held_out) == 2 * 2 * 2 * 24   # k x methods x seeds x 20% of 120 models
+    assert (held_out["lower"] <= held_out["score"]).all()
+    assert (held_out["score"] <= held_out["upper"]).all()
     height, width = imread(tmp_path / "k.png").shape[:2]
     assert height > 300 and width > 300
     assert len(pd.read_csv(tmp_path / "table.csv")) == 4
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz", "k.png", "table.csv"]
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz", "held_out.parquet", "k.png",
+                                                          "table.csv"]
+    lines = capsys.readouterr().out.splitlines()
+    rows = [json.loads(line, parse_constant=_reject) for line in lines]
     assert len(rows) == 4
     assert {(r["method"], r["k"]) for r in rows} == {(m, k) for m in ("random_direct", "jsd_rf")
                                                    for k in (5, 10)}

@@ -1,6 +1,11 @@
-"""The evaluation protocol's splits."""
+"""The evaluation protocol: splits, per-model predictions, and paired gaps to the baselines."""
 
-from disco_ray.evaluation import model_splits
+import numpy as np
+import pandas as pd
+import pytest
+
+from disco_ray.evaluation import (gap_to_best_baseline, held_out_predictions, model_splits,
+                                  per_seed_metrics, summarize, with_gaps)
 from helpers import synthetic_population
 
 
@@ -10,3 +15,59 @@ def test_leave_one_out_draws_anchors_with_several_seeds():
     assert [s.held_out.tolist() for s in splits] == [[i] for i in range(12)]
     assert [s.seed for s in splits] == [i % 5 for i in range(12)]
     assert all(i not in s.references for i, s in enumerate(splits))
+
+
+def _frame(rows):
+    """A `held_out_predictions` frame from (split, k, method, seed, model, true, score) rows."""
+    frame = pd.DataFrame(rows, columns=["split", "k", "method", "seed", "model_id", "true",
+                                        "score"])
+    return frame.assign(lower=frame["score"] - 0.05, upper=frame["score"] + 0.05,
+                        out_of_population=False)
+
+
+def test_gap_is_paired_on_seeds_when_there_are_several():
+    """Per seed: disco errs 2 and 4 pp, baseline a 3 and 3, b 10 and 10 -> best a, gap 0 +- 1."""
+    rows = []
+    for seed, (disco, a) in enumerate([(0.02, 0.03), (0.04, 0.03)]):
+        for model in ("m1", "m2"):
+            rows += [("random", 10, "disco", seed, model, 0.5, 0.5 + disco),
+                     ("random", 10, "a", seed, model, 0.5, 0.5 - a),
+                     ("random", 10, "b", seed, model, 0.5, 0.6)]
+    gap = gap_to_best_baseline(_frame(rows)).iloc[0]
+    assert gap["best_baseline"] == "a" and gap["gap_units"] == 2
+    assert gap["gap_pp"] == pytest.approx(0.0, abs=1e-9)
+    assert gap["gap_se_pp"] == pytest.approx(1.0)   # differences -1, +1: sd sqrt(2) / sqrt(2)
+
+
+def test_gap_is_paired_on_models_when_left_one_out():
+    """One pooled seed: the unit is the held-out model (3 differences 1, 2, 3 pp)."""
+    rows = []
+    for i, extra in enumerate((0.01, 0.02, 0.03)):
+        rows += [("random", 10, "disco", 0, f"m{i}", 0.4, 0.4 + 0.02 + extra),
+                 ("random", 10, "gp_irt", 0, f"m{i}", 0.4, 0.38)]
+    gap = gap_to_best_baseline(_frame(rows)).iloc[0]
+    assert gap["best_baseline"] == "gp_irt" and gap["gap_units"] == 3
+    assert gap["gap_pp"] == pytest.approx(2.0)
+    assert gap["gap_se_pp"] == pytest.approx(1.0 / np.sqrt(3))
+
+
+def test_per_seed_metrics_come_from_every_held_out_prediction():
+    """`evaluate` = metrics of `held_out_predictions`; each model appears once per cell, and the
+    summary's gap of `disco` to its best baseline is the paired difference of their MAEs."""
+    outputs = synthetic_population(100, 40, with_probs=False)
+    predictions = held_out_predictions(outputs, ["random_direct", "random_rf", "disco"], [10],
+                                       ["random"], seeds=2, progress=False)
+    assert len(predictions) == 3 * 2 * 20
+    assert not predictions.duplicated(["method", "seed", "model_id"]).any()
+    truth = dict(zip(outputs.model_ids, outputs.scores()))
+    assert np.allclose(predictions["true"], predictions["model_id"].map(truth))
+    per_seed = per_seed_metrics(predictions)
+    by_hand = (predictions["score"] - predictions["true"]).abs().groupby(
+        [predictions["method"], predictions["seed"]], sort=False).mean() * 100
+    assert np.allclose(per_seed.set_index(["method", "seed"])["mae_pp"], by_hand)
+    summary = with_gaps(summarize(per_seed), predictions).set_index("method")
+    best = summary.loc[["random_direct", "random_rf"], "mae_pp"].idxmin()
+    assert summary.loc["disco", "best_baseline"] == best
+    assert summary.loc["disco", "gap_pp"] == pytest.approx(
+        summary.loc["disco", "mae_pp"] - summary.loc[best, "mae_pp"])
+    assert summary.loc[["random_direct", "random_rf"], "gap_pp"].isna().all()

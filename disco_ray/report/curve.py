@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from disco_ray.condensed import condense
-from disco_ray.evaluation import metrics
+from disco_ray.evaluation import metrics, prediction_frame
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs
 
@@ -41,7 +41,7 @@ def anchor_curve(references: ModelOutputs, ks: Sequence[int],
             for method in methods:
                 predictions = condense(train, method_settings(method, k, seed)).predict(test)
                 rows.append({"method": method, "k": k, "seed": seed,
-                             **metrics(scores[held_out], predictions)})
+                             **metrics(prediction_frame(predictions, scores[held_out]))})
     per_seed = pd.DataFrame(rows)
     grouped = per_seed.groupby(["method", "k"], sort=False)["mae_pp"]
     return grouped.agg(mae_pp="mean", mae_pp_std=lambda x: x.std(ddof=0)).reset_index()

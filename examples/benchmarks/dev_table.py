@@ -4,11 +4,13 @@ Usage:
     python examples/benchmarks/dev_table.py --data-dir ../shared/data/real \
         --datasets openllm_mmlu,openllm_arc,mmlu_pro_29 --out examples/benchmarks/dev_table
 
-Writes `<out>.csv` (one row per dataset, split, k, method, mean over seeds), `<out>.png`
-(MAE and coverage against k) and `<out>.md` (a markdown table of MAE / Spearman / coverage per
-cell, the best MAE in bold, and whether each `disco` variant is lowest-or-equal among the
-baselines). `--reuse CSV` (repeatable) takes the rows of methods not run this time from earlier
-CSVs of this script, e.g. to rerun only `disco` after changing it:
+Writes `<out>.csv` (one row per dataset, split, k, method, mean over seeds; `disco*` rows also
+carry their MAE gap to the best baseline with its paired standard error), `<out>.parquet`
+(every held-out model's prediction and interval), `<out>.png` (MAE and coverage against k) and
+`<out>.md` (a markdown table of MAE / Spearman / coverage per cell, the best MAE in bold, and
+whether each `disco` variant is lowest-or-equal among the baselines). `--reuse CSV`
+(repeatable) takes the rows and predictions of methods not run this time from an earlier run
+(its CSV and the Parquet beside it), e.g. to rerun only `disco` after changing it:
 
     python examples/benchmarks/dev_table.py --datasets openllm_arc --methods disco \
         --reuse examples/benchmarks/dev_table/openllm_arc.csv --out /tmp/arc
@@ -27,8 +29,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from disco_ray.evaluation import evaluate, summarize
-from disco_ray.io import read_outputs
+from disco_ray.evaluation import (GAP_COLUMNS, held_out_predictions, per_seed_metrics,
+                                  summarize, with_gaps)
+from disco_ray.io import atomic_path, read_outputs
 from disco_ray.methods import METHODS
 from disco_ray.report.plots import evaluation_plot
 
@@ -40,7 +43,7 @@ def cell_markdown(table: pd.DataFrame) -> str:
     methods = [m for m in METHODS if m in set(table["method"])]
     variants = [m for m in methods if m.startswith("disco")]
     extra = [f"{v} {col}" for v in variants for col in
-             ("coverage90", "best?", "Spearman - best baseline's")]
+             ("coverage90", "best?", "MAE - best baseline's (SE)", "Spearman - best baseline's")]
     header = ("| data | split | k | " + " | ".join(methods + extra) + " |\n|"
               + "---|" * (len(methods) + len(extra) + 3))
     lines = [header]
@@ -56,19 +59,36 @@ def cell_markdown(table: pd.DataFrame) -> str:
         for v in variants:
             row = by_method.loc[v]
             wins = "yes" if row.mae_pp <= baselines["mae_pp"].min() + 1e-9 else "no"
-            entries += [f"{row.coverage90:.2f}", wins,
+            gap = (f"{row.gap_pp:+.2f} ({row.gap_se_pp:.2f})"
+                   if pd.notna(row.get("gap_pp", float("nan"))) else "")
+            entries += [f"{row.coverage90:.2f}", wins, gap,
                         f"{row.spearman - baselines['spearman'].max():+.3f}"]
         lines.append(f"| {data} | {split} | {k} | " + " | ".join(entries) + " |")
     return "\n".join(lines)
 
 
-def reused_rows(path: Path, table: pd.DataFrame) -> pd.DataFrame:
-    """Rows of an earlier CSV for (dataset, method) pairs that `table` does not hold."""
-    earlier = pd.read_csv(path)
+def reused_rows(earlier: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of an earlier table for (dataset, method) pairs that `table` does not hold."""
     have = set(zip(table["data"], table["method"]))
     keep = [(d, m) not in have and d in set(table["data"]) for d, m in
             zip(earlier["data"], earlier["method"])]
     return earlier[keep]
+
+
+def gaps_per_dataset(table: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """`table` with the `disco*` rows' gaps to the best baseline, per dataset; left empty (with a
+    warning) where the predictions do not hold every method of the table."""
+    parts = []
+    for data, rows in table.groupby("data", sort=False):
+        held = predictions[predictions["data"] == data]
+        missing = set(rows["method"]) - set(held["method"])
+        if missing:
+            print(f"{data}: no predictions of {sorted(missing)}, so no gaps", flush=True)
+            parts.append(rows.drop(columns=GAP_COLUMNS, errors="ignore")
+                         .assign(**{c: float("nan") for c in GAP_COLUMNS}))
+        else:
+            parts.append(with_gaps(rows, held))
+    return pd.concat(parts, ignore_index=True)
 
 
 def main() -> None:
@@ -89,21 +109,37 @@ def main() -> None:
     if args.replot:
         write_outputs(pd.read_csv(args.out.with_suffix(".csv")), args.out)
         return
-    tables = []
+    tables, predictions = [], []
     for name in args.datasets.split(","):
         start = time.perf_counter()
         outputs = read_outputs(args.data_dir / f"{name}.npz")
         ks = [int(k) for k in args.anchors.split(",") if int(k) <= outputs.n_samples]
-        per_seed = evaluate(outputs, args.methods.split(","), ks, args.splits.split(","),
-                            args.seeds)
-        tables.append(summarize(per_seed).assign(data=name))
+        held = held_out_predictions(outputs, args.methods.split(","), ks,
+                                    args.splits.split(","), args.seeds).assign(data=name)
+        predictions.append(held)
+        tables.append(summarize(per_seed_metrics(held)).assign(data=name))
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     table = pd.concat(tables, ignore_index=True)
-    table = pd.concat([table, *(reused_rows(path, table) for path in args.reuse)],
-                      ignore_index=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out.with_suffix(".csv"), index=False)
+    predictions = pd.concat(predictions, ignore_index=True)
+    for path in args.reuse:
+        table_rows = reused_rows(pd.read_csv(path), table)
+        if path.with_suffix(".parquet").exists():
+            predictions = pd.concat([predictions, reused_rows(
+                pd.read_parquet(path.with_suffix(".parquet")), predictions)], ignore_index=True)
+        table = pd.concat([table, table_rows], ignore_index=True)
+    table = gaps_per_dataset(table, predictions)
+    with atomic_path(args.out.with_suffix(".parquet")) as tmp:
+        compact(predictions).to_parquet(tmp, index=False, compression="zstd")
+    with atomic_path(args.out.with_suffix(".csv")) as tmp:
+        table.to_csv(tmp, index=False)
     write_outputs(table, args.out)
+
+
+def compact(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The predictions with float32 scores and categorical labels (a small Parquet file)."""
+    return predictions.astype({"true": "float32", "score": "float32", "lower": "float32",
+                               "upper": "float32", "split": "category", "method": "category",
+                               "model_id": "category", "data": "category"})
 
 
 def write_outputs(table: pd.DataFrame, out: Path) -> None:
