@@ -1,7 +1,9 @@
 """Evaluation protocol: held-out model splits, metrics, and methods side by side.
 
 Every method is condensed on the reference models of a split only and scored on the held-out
-models, so nothing of a held-out model reaches selection, PCA or the metamodel.
+models, so nothing of a held-out model reaches selection, PCA or the metamodel. Every held-out
+prediction is kept (`held_out_predictions`); the metrics per seed, their means, and each
+`disco*` method's paired gap to the best baseline are computed from them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ LEAVE_ONE_OUT_BELOW = 100
 PREDICTION_COLUMNS = ("split", "k", "method", "seed", "model_id", "true", "score", "lower",
                       "upper", "out_of_population")
 CELL = ["split", "k", "method", "seed"]
+GAP_COLUMNS = ["best_baseline", "gap_pp", "gap_se_pp"]
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def held_out_predictions(outputs: ModelOutputs, methods: Sequence[str], ks: Sequ
 def per_seed_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
     """One row per (split, k, method, seed) with the metrics of that seed's held-out models."""
     rows = [{**dict(zip(CELL, key)), "n_held_out": len(group), **metrics(group)}
-            for key, group in predictions.groupby(CELL, sort=False)]
+            for key, group in predictions.groupby(CELL, sort=False, observed=True)]
     return pd.DataFrame(rows)
 
 
@@ -154,10 +157,10 @@ def gap_to_best_baseline(predictions: pd.DataFrame, method: str = "disco") -> pd
     """
     error = predictions.assign(error_pp=(predictions["score"] - predictions["true"]).abs() * 100)
     rows = []
-    for (split, k), cell in error.groupby(["split", "k"], sort=False):
+    for (split, k), cell in error.groupby(["split", "k"], sort=False, observed=True):
         unit = "seed" if cell["seed"].nunique() > 1 else "model_id"
         per_unit = cell.pivot_table(index=unit, columns="method", values="error_pp",
-                                    aggfunc="mean")
+                                    aggfunc="mean", observed=True)
         baselines = [m for m in per_unit.columns if not m.startswith("disco")]
         if method not in per_unit.columns or not baselines:
             continue
@@ -179,9 +182,6 @@ def summarize(per_seed: pd.DataFrame) -> pd.DataFrame:
     table["mae_pp_std"] = grouped["mae_pp"].std(ddof=0)
     table["seeds"] = grouped["seed"].nunique()
     return table.reset_index()
-
-
-GAP_COLUMNS = ["best_baseline", "gap_pp", "gap_se_pp"]
 
 
 def with_gaps(summary: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:

@@ -71,3 +71,23 @@ def test_per_seed_metrics_come_from_every_held_out_prediction():
     assert summary.loc["disco", "gap_pp"] == pytest.approx(
         summary.loc["disco", "mae_pp"] - summary.loc[best, "mae_pp"])
     assert summary.loc[["random_direct", "random_rf"], "gap_pp"].isna().all()
+
+
+def test_predictions_read_back_from_parquet_give_the_same_table(tmp_path):
+    """Saved with categorical labels (as dev_table.py keeps them), read back and filtered, the
+    predictions give the same metrics and gaps: no empty groups for the categories filtered out."""
+    outputs = synthetic_population(60, 30, with_probs=False)
+    predictions = held_out_predictions(outputs, ["random_direct", "random_rf"], [5, 10],
+                                       ["random"], seeds=2, progress=False)
+    predictions = predictions.assign(method=predictions["method"].replace("random_rf", "disco"))
+    path = tmp_path / "held_out.parquet"
+    predictions.astype({"split": "category", "method": "category",
+                        "model_id": "category"}).to_parquet(path)
+    read_back = pd.read_parquet(path)
+    table = with_gaps(summarize(per_seed_metrics(predictions)), predictions)
+    again = with_gaps(summarize(per_seed_metrics(read_back)), read_back)
+    assert len(again) == len(table) == 4   # k x method; 60 models: leave-one-out, one seed
+    pd.testing.assert_frame_equal(again.astype({"split": object, "method": object}), table,
+                                  check_dtype=False)
+    only_disco = per_seed_metrics(read_back[read_back["method"] == "disco"])
+    assert len(only_disco) == 2 and set(only_disco["method"]) == {"disco"}   # k = 5, 10
