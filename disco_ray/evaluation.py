@@ -186,10 +186,13 @@ def summarize(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 def with_gaps(summary: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
     """`summary` (of `summarize`) with each `disco*` row's `gap_to_best_baseline` computed on
-    `predictions` (`GAP_COLUMNS`; empty for other methods). Earlier gap columns are replaced."""
+    `predictions` (`GAP_COLUMNS`; empty for other methods, and for every method when the
+    predictions lack a method of the summary: its best baseline would be unknown). Earlier gap
+    columns are replaced."""
     summary = summary.drop(columns=GAP_COLUMNS, errors="ignore")
     variants = [m for m in summary["method"].unique() if m.startswith("disco")]
-    gaps = [gap_to_best_baseline(predictions, v) for v in variants]
+    complete = set(summary["method"]) <= set(predictions["method"])
+    gaps = [gap_to_best_baseline(predictions, v) for v in variants] if complete else []
     gaps = [g for g in gaps if len(g)]
     if not gaps:
         return summary.assign(**{c: np.nan for c in GAP_COLUMNS})

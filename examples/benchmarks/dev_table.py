@@ -29,8 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from disco_ray.evaluation import (GAP_COLUMNS, held_out_predictions, per_seed_metrics,
-                                  summarize, with_gaps)
+from disco_ray.evaluation import held_out_predictions, per_seed_metrics, summarize, with_gaps
 from disco_ray.io import atomic_path, read_outputs
 from disco_ray.methods import METHODS
 from disco_ray.report.plots import evaluation_plot
@@ -84,10 +83,7 @@ def gaps_per_dataset(table: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataF
         missing = set(rows["method"]) - set(held["method"])
         if missing:
             print(f"{data}: no predictions of {sorted(missing)}, so no gaps", flush=True)
-            parts.append(rows.drop(columns=GAP_COLUMNS, errors="ignore")
-                         .assign(**{c: float("nan") for c in GAP_COLUMNS}))
-        else:
-            parts.append(with_gaps(rows, held))
+        parts.append(with_gaps(rows, held))
     return pd.concat(parts, ignore_index=True)
 
 
