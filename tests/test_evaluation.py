@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from disco_ray.evaluation import (gap_to_best_baseline, held_out_predictions, model_splits,
-                                  per_seed_metrics, summarize, with_gaps)
+from disco_ray.evaluation import (coverage_by_flag, gap_to_best_baseline, held_out_predictions,
+                                  model_splits, per_seed_metrics, summarize, with_gaps)
 from helpers import synthetic_population
 
 
@@ -91,3 +91,24 @@ def test_predictions_read_back_from_parquet_give_the_same_table(tmp_path):
                                   check_dtype=False)
     only_disco = per_seed_metrics(read_back[read_back["method"] == "disco"])
     assert len(only_disco) == 2 and set(only_disco["method"]) == {"disco"}   # k = 5, 10
+
+
+def test_coverage_by_flag_separates_what_the_pooled_coverage_hides():
+    """Two flagged targets covered by wide intervals and two unflagged ones missed: the cell's
+    pooled coverage is 0.5, the groups' are 1 and 0, with their own widths, shares and MAEs."""
+    predictions = pd.DataFrame({
+        "split": "top", "k": 10, "method": "disco", "seed": 0,
+        "model_id": ["a", "b", "c", "d"],
+        "true": [0.80, 0.82, 0.75, 0.76],
+        "score": [0.78, 0.85, 0.70, 0.70],
+        "lower": [0.60, 0.65, 0.68, 0.68],
+        "upper": [0.96, 1.00, 0.72, 0.72],
+        "out_of_population": [True, True, False, False]})
+    table = coverage_by_flag(predictions).set_index("out_of_population")
+    assert per_seed_metrics(predictions)["coverage90"].item() == 0.5
+    assert table.loc[True, "coverage90"] == 1.0 and table.loc[False, "coverage90"] == 0.0
+    assert table["n"].tolist() == [2, 2] and table["share"].tolist() == [0.5, 0.5]
+    assert table.loc[True, "width90_pp"] == pytest.approx(35.5)
+    assert table.loc[False, "width90_pp"] == pytest.approx(4.0)
+    assert table.loc[True, "mae_pp"] == pytest.approx(2.5)
+    assert table.loc[False, "mae_pp"] == pytest.approx(5.5)
