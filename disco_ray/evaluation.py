@@ -175,20 +175,15 @@ def gap_to_best_baseline(predictions: pd.DataFrame, method: str = "disco") -> pd
 
 def coverage_by_flag(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per (split, k, method) and out-of-population flag: how many predictions, their share of
-    the cell, MAE, 90% coverage and mean width. A cell's coverage pools both groups, so it can
-    land in its band while flagged targets are over-covered and unflagged ones under-covered."""
-    rows = predictions.assign(
-        error_pp=(predictions["score"] - predictions["true"]).abs() * 100,
-        covered=predictions["true"].between(predictions["lower"], predictions["upper"]),
-        width_pp=(predictions["upper"] - predictions["lower"]) * 100)
-    keys = ["split", "k", "method"]
-    table = rows.groupby([*keys, "out_of_population"], sort=False, observed=True).agg(
-        n=("covered", "size"), mae_pp=("error_pp", "mean"), coverage90=("covered", "mean"),
-        width90_pp=("width_pp", "mean")).reset_index().sort_values(
-            [*keys, "out_of_population"], kind="stable", ignore_index=True)
-    table.insert(len(keys) + 2, "share",
-                 table["n"] / table.groupby(keys, sort=False, observed=True)["n"].transform("sum"))
-    return table
+    the cell, MAE, 90% coverage and mean width (`metrics` of each group). A cell's coverage pools
+    both groups, so it can land in its band while flagged targets are over-covered and unflagged
+    ones under-covered."""
+    keys = ["split", "k", "method", "out_of_population"]
+    table = pd.DataFrame([{**dict(zip(keys, key)), "n": len(group), **metrics(group)}
+                          for key, group in predictions.groupby(keys, observed=True)])
+    cell = table.groupby(keys[:-1], observed=True)["n"].transform("sum")
+    return table.assign(share=table["n"] / cell)[
+        [*keys, "n", "share", "mae_pp", "coverage90", "width90_pp"]]
 
 
 def summarize(per_seed: pd.DataFrame) -> pd.DataFrame:
