@@ -1,4 +1,4 @@
-"""The run configuration: typed dataclasses read from YAML (schema: docs/pipeline_contract.md).
+"""The run configuration: typed dataclasses read from YAML (schema: configs/README.md).
 
 `load_config(path)` validates everything that can be checked without touching models or data:
 unknown keys, types, ranges and model entries. `resolve_models` expands a models section (list,

@@ -1,4 +1,4 @@
-"""The whole DISCO pipeline on Ray, from a YAML config to predictions (docs/pipeline_contract.md).
+"""The whole DISCO pipeline on Ray, from a YAML config to predictions (configs/README.md).
 
 Stages: load the task -> resolve reference and target models -> references on the full task
 (Ray actors, cached per model) -> disagreement (Ray Data reduction over the parts) -> anchors

@@ -25,7 +25,7 @@ K = 12
 
 
 def make_run_dir(out, with_true: bool = True):
-    """An output directory honoring docs/pipeline_contract.md, from a synthetic population."""
+    """An output directory honoring configs/README.md, from a synthetic population."""
     population = synthetic_population(46, 60, seed=2)
     target_index = np.arange(5, 46, 8)
     refs = population.take_models(np.setdiff1d(np.arange(46), target_index))

@@ -1,4 +1,4 @@
-"""Reports of a finished run (layout: docs/pipeline_contract.md).
+"""Reports of a finished run (layout: configs/README.md).
 
 `write_report(output_dir)` writes a self-contained report.html (figures embedded as PNG data
 URIs, inline CSS, no scripts) and report.json; `summary_table(output_dir)` is the plain-text

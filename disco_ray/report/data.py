@@ -1,4 +1,4 @@
-"""What a report reads from a run's output directory (layout: docs/pipeline_contract.md)."""
+"""What a report reads from a run's output directory (layout: configs/README.md)."""
 
 from __future__ import annotations
 
