@@ -103,13 +103,15 @@ def cmd_condense(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from disco_ray.condensed import CondensedBenchmark
+    from disco_ray.uncertainty import FRONTIER_NOTE
 
     bench = CondensedBenchmark.load(args.benchmark)
     for p in bench.predict(_read(args)):
         if args.json:
             print(json.dumps(asdict(p)))
         else:
-            flag = f"  OUT OF POPULATION: {p.reason}" if p.out_of_population else ""
+            flag = (f"  OUT OF POPULATION: {p.reason}" if p.out_of_population
+                    else f"  AT FRONTIER: {FRONTIER_NOTE}" if p.at_frontier else "")
             print(f"{p.model_id}\t{100 * p.score:.2f}  "
                   f"[{100 * p.lower:.2f}, {100 * p.upper:.2f}]{flag}")
     return 0

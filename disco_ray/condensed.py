@@ -26,7 +26,7 @@ from disco_ray.outputs import ModelOutputs, OutputsError
 from disco_ray.selection import cluster_k, select_anchors
 from disco_ray.signatures import anchor_features
 from disco_ray.uncertainty import (OOD_WIDENING, ExtrapolationInterval, PopulationCheck,
-                                  conformal_halfwidth)
+                                   at_frontier, conformal_halfwidth)
 
 FORMAT_VERSION = 1
 MANIFEST = "condensed.json"
@@ -82,7 +82,12 @@ class CondenseSettings:
 
 @dataclass(frozen=True)
 class Prediction:
-    """A predicted full-benchmark score with its interval and population check."""
+    """A predicted full-benchmark score with its interval and population check.
+
+    `reason` says why a target is out of population (empty when it is not); `at_frontier` marks a
+    target in population whose interval reaches above the strongest reference's score
+    (`uncertainty.FRONTIER_NOTE`).
+    """
 
     model_id: str
     score: float
@@ -91,6 +96,7 @@ class Prediction:
     anchor_accuracy: float
     out_of_population: bool
     reason: str = ""
+    at_frontier: bool = False
 
 
 @dataclass
@@ -173,12 +179,15 @@ class CondensedBenchmark:
             ood_half = self._extrapolation.halfwidth(self._population.excess(scores))
         if self._spread_scale is not None:
             ood_half = np.maximum(ood_half, self._spread_scale * spread)
+        best = self._population.score_range[1]
         result = []
         for model_id, score, acc, why, wide, far in zip(outputs.model_ids, scores, X[:, -1],
                                                         reasons, ood_half, routed):
             half = max(wide, self._halfwidth) if why or far else self._halfwidth
+            upper = float(min(score + half, 1.0))
             result.append(Prediction(str(model_id), float(score), float(max(score - half, 0.0)),
-                                     float(min(score + half, 1.0)), float(acc), bool(why), why))
+                                     upper, float(acc), bool(why), why,
+                                     not why and bool(at_frontier(upper, best))))
         return result
 
     def _check_compatible(self, outputs: ModelOutputs) -> None:

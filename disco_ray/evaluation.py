@@ -25,7 +25,7 @@ RANDOM_HOLDOUT = 0.2
 TOP_HOLDOUT = 0.1
 LEAVE_ONE_OUT_BELOW = 100
 PREDICTION_COLUMNS = ("split", "k", "method", "seed", "model_id", "true", "score", "lower",
-                      "upper", "out_of_population")
+                      "upper", "out_of_population", "at_frontier")
 CELL = ["split", "k", "method", "seed"]
 GAP_COLUMNS = ["best_baseline", "gap_pp", "gap_se_pp"]
 
@@ -77,13 +77,15 @@ def model_splits(outputs: ModelOutputs, split: str, seeds: int) -> Iterator[Spli
 
 
 def prediction_frame(predictions: Sequence[Prediction], true: np.ndarray) -> pd.DataFrame:
-    """One row per prediction: model_id, score, lower, upper, out_of_population, true score."""
+    """One row per prediction: model_id, score, lower, upper, out_of_population, at_frontier,
+    true score."""
     return pd.DataFrame({"model_id": [p.model_id for p in predictions],
                          "true": np.asarray(true, dtype=np.float64),
                          "score": [p.score for p in predictions],
                          "lower": [p.lower for p in predictions],
                          "upper": [p.upper for p in predictions],
-                         "out_of_population": [p.out_of_population for p in predictions]})
+                         "out_of_population": [p.out_of_population for p in predictions],
+                         "at_frontier": [p.at_frontier for p in predictions]})
 
 
 def metrics(rows: pd.DataFrame) -> dict[str, float]:
@@ -108,7 +110,7 @@ def held_out_predictions(outputs: ModelOutputs, methods: Sequence[str], ks: Sequ
                          splits: Sequence[str], seeds: int = 5,
                          progress: bool = True) -> pd.DataFrame:
     """Every held-out model's prediction: one row per (split, k, method, seed, model) with its
-    true score, predicted score, 90% interval and out-of-population flag.
+    true score, predicted score, 90% interval, out-of-population flag and frontier warning.
 
     Leave-one-model-out splits are pooled into one set of predictions (seed 0).
     """
@@ -173,14 +175,24 @@ def gap_to_best_baseline(predictions: pd.DataFrame, method: str = "disco") -> pd
     return pd.DataFrame(rows)
 
 
+def warnings(predictions: pd.DataFrame) -> pd.Series:
+    """Per prediction: "out of population", "at frontier" or "none" (predictions kept before
+    the frontier warning existed have no `at_frontier` column: "none" or out of population)."""
+    frontier = predictions.get("at_frontier", pd.Series(False, index=predictions.index))
+    return pd.Series(np.where(predictions["out_of_population"], "out of population",
+                              np.where(frontier.fillna(False).astype(bool), "at frontier",
+                                       "none")), index=predictions.index, name="warning")
+
+
 def coverage_by_flag(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per (split, k, method) and out-of-population flag: how many predictions, their share of
+    """Per (split, k, method) and `warning` (`warnings`): how many predictions, their share of
     the cell, MAE, 90% coverage and mean width (`metrics` of each group). A cell's coverage pools
-    both groups, so it can land in its band while flagged targets are over-covered and unflagged
-    ones under-covered."""
-    keys = ["split", "k", "method", "out_of_population"]
+    the groups, so it can land in its band while flagged targets are over-covered and the others
+    under-covered."""
+    keys = ["split", "k", "method", "warning"]
     table = pd.DataFrame([{**dict(zip(keys, key)), "n": len(group), **metrics(group)}
-                          for key, group in predictions.groupby(keys, observed=True)])
+                          for key, group in predictions.assign(warning=warnings(predictions))
+                          .groupby(keys, observed=True)])
     cell = table.groupby(keys[:-1], observed=True)["n"].transform("sum")
     return table.assign(share=table["n"] / cell)[
         [*keys, "n", "share", "mae_pp", "coverage90", "width90_pp"]]

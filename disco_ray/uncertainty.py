@@ -9,6 +9,10 @@ references held out and predicted from the others), and at least a normalised co
 ability-to-score map (wide when the anchors saturate, e.g. a model that answers them all right),
 q = the conformal quantile of the references' |out-of-fold residual| / spread (done in
 `condensed`). Metamodels without that CV widen by the fixed `OOD_WIDENING`.
+
+A target the check lets through whose interval reaches above the strongest reference's score is
+*at the frontier* (`at_frontier`): it may be stronger than every reference, where no reference
+could check its interval, and such targets are under-predicted far more often than over.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ from disco_ray.signatures import split_features
 OOD_QUANTILE = 0.99
 OOD_WIDENING = 2.0
 MIN_CALIBRATION = 10
+FRONTIER_NOTE = ("90% interval reaches above the strongest reference's score: if the model is "
+                 "stronger than every reference, its score is likely under-predicted")
+
+
+def at_frontier(upper: np.ndarray, best_reference_score: float) -> np.ndarray:
+    """Whether each interval's upper end lies above the strongest reference's score."""
+    return np.asarray(upper, dtype=np.float64) > best_reference_score
 
 
 def conformal_halfwidth(residuals: np.ndarray, level: float) -> float:

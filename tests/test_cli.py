@@ -61,6 +61,15 @@ def test_condense_then_predict(tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["model_id"] for r in rows] == outputs.model_ids.tolist()
     assert all(r["lower"] <= r["score"] <= r["upper"] for r in rows)
+    # the strongest references' own intervals reach above the best reference's score
+    assert any(r["at_frontier"] for r in rows)
+    assert not any(r["at_frontier"] and r["out_of_population"] for r in rows)
+    assert main(["predict", "--data", str(path), "--benchmark", str(bench)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for row, line in zip(rows, lines, strict=True):
+        assert line.startswith(row["model_id"] + "\t")
+        assert ("  AT FRONTIER: 90% interval reaches above" in line) == row["at_frontier"]
+        assert ("  OUT OF POPULATION: " in line) == row["out_of_population"]
 
 
 def test_bad_input_exits_2_with_the_fix(tmp_path):

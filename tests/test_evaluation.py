@@ -94,8 +94,10 @@ def test_predictions_read_back_from_parquet_give_the_same_table(tmp_path):
 
 
 def test_coverage_by_flag_separates_what_the_pooled_coverage_hides():
-    """Two flagged targets covered by wide intervals and two unflagged ones missed: the cell's
-    pooled coverage is 0.5, the groups' are 1 and 0, with their own widths, shares and MAEs."""
+    """Two flagged targets covered by wide intervals, one at the frontier and one without a
+    warning, both missed: the cell's pooled coverage is 0.5, the groups' 1, 0 and 0, with their
+    own widths, shares and MAEs. Predictions kept before the frontier warning (no `at_frontier`
+    column) fall in two groups."""
     predictions = pd.DataFrame({
         "split": "top", "k": 10, "method": "disco", "seed": 0,
         "model_id": ["a", "b", "c", "d"],
@@ -103,12 +105,20 @@ def test_coverage_by_flag_separates_what_the_pooled_coverage_hides():
         "score": [0.78, 0.85, 0.70, 0.70],
         "lower": [0.60, 0.65, 0.68, 0.68],
         "upper": [0.96, 1.00, 0.72, 0.72],
-        "out_of_population": [True, True, False, False]})
-    table = coverage_by_flag(predictions).set_index("out_of_population")
+        "out_of_population": [True, True, False, False],
+        "at_frontier": [False, False, True, False]})
+    table = coverage_by_flag(predictions).set_index("warning")
     assert per_seed_metrics(predictions)["coverage90"].item() == 0.5
-    assert table.loc[True, "coverage90"] == 1.0 and table.loc[False, "coverage90"] == 0.0
-    assert table["n"].tolist() == [2, 2] and table["share"].tolist() == [0.5, 0.5]
-    assert table.loc[True, "width90_pp"] == pytest.approx(35.5)
-    assert table.loc[False, "width90_pp"] == pytest.approx(4.0)
-    assert table.loc[True, "mae_pp"] == pytest.approx(2.5)
-    assert table.loc[False, "mae_pp"] == pytest.approx(5.5)
+    assert table["coverage90"].to_dict() == {"at frontier": 0.0, "none": 0.0,
+                                             "out of population": 1.0}
+    assert table["n"].to_dict() == {"at frontier": 1, "none": 1, "out of population": 2}
+    assert table.loc["out of population", "share"] == 0.5
+    assert table.loc["at frontier", "share"] == table.loc["none", "share"] == 0.25
+    assert table.loc["out of population", "width90_pp"] == pytest.approx(35.5)
+    assert table.loc["at frontier", "width90_pp"] == pytest.approx(4.0)
+    assert table.loc["out of population", "mae_pp"] == pytest.approx(2.5)
+    assert table.loc["at frontier", "mae_pp"] == pytest.approx(5.0)
+    assert table.loc["none", "mae_pp"] == pytest.approx(6.0)
+    older = coverage_by_flag(predictions.drop(columns="at_frontier")).set_index("warning")
+    assert older["n"].to_dict() == {"none": 2, "out of population": 2}
+    assert older.loc["none", "mae_pp"] == pytest.approx(5.5)

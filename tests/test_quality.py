@@ -89,6 +89,24 @@ def test_a_target_stronger_than_every_reference_is_flagged_with_a_wider_interval
         np.mean([q.out_of_population for q in typical])
 
 
+def test_targets_whose_interval_reaches_past_the_best_reference_are_at_the_frontier(world):
+    """In-population targets whose interval reaches above the strongest reference's score are
+    marked at the frontier (never a flagged one). With 15 of 70 anchors the intervals are ~22 pp
+    wide: at most 1 in 50 of the weaker half is warned; of the 30 targets beyond every
+    reference, the out-of-population check flags 16 and the frontier warning 10 more."""
+    order = np.argsort(world.scores())
+    refs = world.take_models(order[:170])
+    bench = condense(refs, method_settings("disco", 15, seed=0))
+    best = refs.scores().max()
+    predictions = bench.predict(world.take_models(order))
+    for p in predictions:
+        assert p.at_frontier == (not p.out_of_population and p.upper > best)
+    assert np.mean([p.at_frontier for p in predictions[:100]]) <= 0.02
+    stronger = predictions[170:]                           # beyond every reference
+    assert sum(p.out_of_population for p in stronger) <= 20
+    assert sum(p.at_frontier or p.out_of_population for p in stronger) >= 25
+
+
 def _chosen_options(n_models, seed):
     """Anchor features as real files give them: one-hot chosen options on 10 choices, a missing
     answer spread uniformly (0.1 on every option), then the anchor accuracy."""

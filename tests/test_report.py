@@ -18,6 +18,7 @@ from disco_ray.methods import method_settings
 from disco_ray.report import summary_table, write_report
 from disco_ray.report.browser import check_in_browser, find_chromium
 from disco_ray.report.plots import population_figure
+from disco_ray.report.tables import model_rows
 from helpers import synthetic_population
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -37,7 +38,11 @@ def make_run_dir(out, with_true: bool = True):
     truth = targets.scores() if with_true else [None] * targets.n_models
     predictions = [{**asdict(p), "true_score": None if t is None else float(t)}
                    for p, t in zip(bench.predict(targets), truth)]
-    predictions[0].update(out_of_population=True, reason="anchor accuracy above the references'")
+    predictions[0].update(out_of_population=True, reason="anchor accuracy above the references'",
+                          at_frontier=False)
+    for p in predictions[1:]:
+        p.update(out_of_population=False, reason="", at_frontier=False)
+    predictions[1]["at_frontier"] = True
     (out / "predictions.json").write_text(json.dumps(predictions))
     run = {"name": "synthetic", "config": {"condense": {"k": K, "method": "pds_rf", "seed": 0}},
            "timings_s": {"evaluate_full": 3.5, "condense": 0.4}, "n_references": refs.n_models,
@@ -79,6 +84,9 @@ def test_report_table_and_files(report):
     flagged = sum(p["out_of_population"] for p in predictions)
     assert flagged >= 1 and html.count("<tr class='ood'>") == flagged
     assert "anchor accuracy above the references&#x27;" in html
+    assert html.count("<tr class='frontier'>") == 1 and "at the frontier: 90% interval" in html
+    older = {k: v for k, v in predictions[1].items() if k != "at_frontier"}  # before the field
+    assert model_rows([older])[0]["at_frontier"] is False
     assert "broken-model" in html and "cross-validated on the" in html.lower()
     saved = json.loads((out / "report.json").read_text())
     assert len(saved["models"]) == len(predictions) and saved["anchor_curve"]
@@ -95,6 +103,9 @@ def test_summary_table(report):
         line = rows[p["model_id"]]
         assert f"{100 * p['score']:.1f}%" in line and f"{100 * p['true_score']:.1f}%" in line
         assert line.endswith("OUT OF POPULATION") == p["out_of_population"]
+        assert line.endswith("AT FRONTIER") == p["at_frontier"]
+    frontier = lines.index(next(line for line in lines if line.startswith("At the frontier")))
+    assert lines[frontier + 2] == f"  {predictions[1]['model_id']}"   # the note takes 2 lines
     assert any(line.startswith("MAE ") for line in lines)
     assert f"Cost: {100 * K / 60:.1f}% of a full evaluation" in summary_table(out)
     assert lines[-1] == f"Report: {path}"

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from html import escape
 
+from disco_ray.uncertainty import FRONTIER_NOTE
+
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
        margin: 0; background: #f6f7f9; }
@@ -27,6 +29,7 @@ td.name { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px
 td.muted { color: #888; text-align: left; }
 td.text { color: #8a1c1c; font-size: 13px; max-width: 420px; }
 tr.ood td { background: #fdf0f0; }
+tr.frontier td { background: #fdf8ec; }
 .figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
 figure { margin: 0; background: #fff; border: 1px solid #e2e4e8; border-radius: 8px;
          padding: 12px; }
@@ -65,10 +68,15 @@ def model_table(rows: list[dict]) -> str:
             "<th class='name'>out of population?</th></tr>")
     body = []
     for r in rows:
-        check = (f"<td class='text'>{escape(r['reason'])}</td>" if r["out_of_population"]
-                 else "<td class='muted'>no</td>")
+        if r["out_of_population"]:
+            check, style = f"<td class='text'>{escape(r['reason'])}</td>", "ood"
+        elif r["at_frontier"]:
+            check, style = f"<td class='text'>at the frontier: {escape(FRONTIER_NOTE)}</td>", \
+                "frontier"
+        else:
+            check, style = "<td class='muted'>no</td>", ""
         body.append(
-            f"<tr class='{'ood' if r['out_of_population'] else ''}'>"
+            f"<tr class='{style}'>"
             f"<td class='name'>{escape(r['model'])}</td>"
             f"<td>{r['predicted']:.1f}%</td><td>[{r['lower']:.1f}, {r['upper']:.1f}]</td>"
             f"<td>{_cell(r['true'], '.1f', '%')}</td><td>{_cell(r['error'], '+.1f')}</td>"

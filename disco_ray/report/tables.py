@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from disco_ray.report.data import RunOutput, load_run
+from disco_ray.uncertainty import FRONTIER_NOTE
 
 REPORT_NAME = "report.html"
 FLAG = "OUT OF POPULATION"
+FRONTIER = "AT FRONTIER"
 
 
 def model_rows(predictions: list[dict]) -> list[dict]:
@@ -22,8 +25,14 @@ def model_rows(predictions: list[dict]) -> list[dict]:
             "upper": 100 * p["upper"], "true": None if true is None else 100 * true,
             "error": None if true is None else 100 * (p["score"] - true),
             "anchor_accuracy": 100 * p["anchor_accuracy"],
-            "out_of_population": bool(p["out_of_population"]), "reason": p.get("reason") or ""})
+            "out_of_population": bool(p["out_of_population"]), "reason": p.get("reason") or "",
+            "at_frontier": bool(p.get("at_frontier", False))})
     return rows
+
+
+def warning(row: dict) -> str:
+    """The row's flag: FLAG, FRONTIER or ''."""
+    return FLAG if row["out_of_population"] else FRONTIER if row["at_frontier"] else ""
 
 
 def accuracy_summary(rows: list[dict]) -> dict | None:
@@ -75,7 +84,7 @@ def text_table(rows: list[dict]) -> list[str]:
         lines.append(f"{r['model']:<{width}}  {_fmt(r['predicted'], '.1f', '%'):>9}  "
                      f"{interval:>16}  {_fmt(r['true'], '.1f', '%'):>7}  "
                      f"{_fmt(r['error'], '+.1f'):>6}  "
-                     f"{FLAG if r['out_of_population'] else ''}".rstrip())
+                     f"{warning(r)}".rstrip())
     return lines
 
 
@@ -87,6 +96,10 @@ def summary_lines(result: RunOutput) -> list[str]:
     if flagged:
         lines += ["", "Out of population (prediction less reliable, interval widened):"]
         lines += [f"  {r['model']}: {r['reason']}" for r in flagged]
+    frontier = [r["model"] for r in rows if r["at_frontier"]]
+    if frontier:
+        lines += ["", *textwrap.wrap(f"At the frontier ({FRONTIER_NOTE}):", 100),
+                  f"  {', '.join(frontier)}"]
     lines.append("")
     accuracy = accuracy_line(accuracy_summary(rows))
     if accuracy:
