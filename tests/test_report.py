@@ -137,7 +137,10 @@ def test_population_figure_places_references_and_targets():
         {"model_id": "inside", "score": 0.5, "lower": 0.45, "upper": 0.55,
          "anchor_accuracy": 0.6, "out_of_population": False, "true_score": 0.52},
         {"model_id": "beyond", "score": 0.9, "lower": 0.7, "upper": 1.0,
-         "anchor_accuracy": 0.95, "out_of_population": True, "true_score": None}]
+         "anchor_accuracy": 0.95, "out_of_population": True, "true_score": None},
+        {"model_id": "edge", "score": 0.66, "lower": 0.6, "upper": 0.72,
+         "anchor_accuracy": 0.78, "out_of_population": False, "at_frontier": True,
+         "true_score": None}]
     accuracy, scores = np.array([0.3, 0.5, 0.8]), np.array([0.25, 0.45, 0.7])
     ax = population_figure(predictions, accuracy, scores).axes[0]
     collections = {c.get_label(): c.get_offsets() for c in ax.collections
@@ -148,5 +151,6 @@ def test_population_figure_places_references_and_targets():
     markers = {c.get_label(): c.lines[0] for c in ax.containers}   # errorbar: label -> points
     assert np.allclose(markers["target"].get_xydata(), [[60, 50]])
     assert np.allclose(markers["out of population"].get_xydata(), [[95, 90]])
+    assert np.allclose(markers["at the frontier"].get_xydata(), [[78, 66]])
     vertical, horizontal = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert np.allclose(vertical.get_xdata(), 80) and np.allclose(horizontal.get_ydata(), 70)

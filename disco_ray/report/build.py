@@ -52,10 +52,12 @@ def _prediction_figure(result: RunOutput, references: ModelOutputs | None) -> Re
         return ReportFigure("Predicted vs true score", png, (
             "Each target's predicted score against its true score on the full benchmark "
             "(computed because targets.compute_true_score is on). Bars: 90% prediction "
-            "intervals; red: outside the reference population (interval widened)." + band))
+            "intervals; red: outside the reference population (interval widened); amber: at "
+            "the frontier (the interval reaches above the strongest reference's score)." + band))
     return ReportFigure("Predicted scores", png, (
         "Each target's predicted score with its 90% interval; red: outside the reference "
-        "population. True scores were not computed (targets.compute_true_score is off)." + band))
+        "population; amber: at the frontier. True scores were not computed "
+        "(targets.compute_true_score is off)." + band))
 
 
 def _population_figure(result: RunOutput, references: ModelOutputs) -> ReportFigure:
@@ -65,7 +67,8 @@ def _population_figure(result: RunOutput, references: ModelOutputs) -> ReportFig
     return ReportFigure("Targets against the references", png, (
         "Each reference model's accuracy on the anchors against its true full-benchmark score "
         "(grey), and each target's anchor accuracy against its predicted score with its 90% "
-        "interval (red: outside the reference population). A target right of or above the "
+        "interval (red: outside the reference population; amber: at the frontier). A target "
+        "right of or above the "
         "dashed lines lies beyond every reference: its prediction extrapolates a relation "
         "that the references cannot check there, so treat it as rough."))
 

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 TARGET = "#1f77b4"
 OUT_OF_POPULATION = "#d62728"
+AT_FRONTIER = "#e6a100"
 REFERENCE = "#9e9e9e"
 ANCHOR = "#ff7f0e"
 METHOD_LABELS = {"disco": "DISCO (disco_ray stack)", "pds_rf": "DISCO: PDS top-k + RF",
@@ -38,8 +39,10 @@ def _columns(rows: list[dict], *fields: str) -> list[np.ndarray]:
     return [_percent([row.get(field) for row in rows]) for field in fields]
 
 
-def _flagged(rows: list[dict]) -> np.ndarray:
-    return np.array([bool(row["out_of_population"]) for row in rows])
+def _warnings(rows: list[dict]) -> np.ndarray:
+    """Per row: "out of population", "at the frontier" or "target" (no warning)."""
+    return np.array(["out of population" if row["out_of_population"] else
+                     "at the frontier" if row.get("at_frontier") else "target" for row in rows])
 
 
 def prediction_plot(predictions: list[dict], reference_scores: np.ndarray | None) -> bytes:
@@ -50,9 +53,10 @@ def prediction_plot(predictions: list[dict], reference_scores: np.ndarray | None
 
 
 def _errorbars(ax: Axes, x: np.ndarray, y: np.ndarray, lower: np.ndarray,
-               upper: np.ndarray, flagged: np.ndarray, horizontal: bool = False) -> None:
-    for mask, color, label in ((~flagged, TARGET, "target"),
-                               (flagged, OUT_OF_POPULATION, "out of population")):
+               upper: np.ndarray, warnings: np.ndarray, horizontal: bool = False) -> None:
+    for label, color in (("target", TARGET), ("at the frontier", AT_FRONTIER),
+                         ("out of population", OUT_OF_POPULATION)):
+        mask = warnings == label
         if not mask.any():
             continue
         err = np.vstack([y[mask] - lower[mask], upper[mask] - y[mask]])
@@ -73,12 +77,12 @@ def _free_side(x: float, y: float, xs: np.ndarray, ys: np.ndarray, reach: float 
 def _scatter(predictions: list[dict], reference_scores: np.ndarray | None) -> bytes:
     rows = [p for p in predictions if p.get("true_score") is not None]
     true, pred, lower, upper = _columns(rows, "true_score", "score", "lower", "upper")
-    flagged = _flagged(rows)
+    warnings = _warnings(rows)
     fig, ax = _figure(6.4, 5.6)
     if reference_scores is not None:
         ax.axvspan(100 * reference_scores.min(), 100 * reference_scores.max(), color=REFERENCE,
                    alpha=0.15, label="references' true-score range")
-    _errorbars(ax, true, pred, lower, upper, flagged)
+    _errorbars(ax, true, pred, lower, upper, warnings)
     for row, x, y in zip(rows, true, pred):
         if row["out_of_population"]:
             side = _free_side(x, y, true, pred)
@@ -100,12 +104,12 @@ def _scatter(predictions: list[dict], reference_scores: np.ndarray | None) -> by
 def _intervals(predictions: list[dict], reference_scores: np.ndarray | None) -> bytes:
     order = sorted(predictions, key=lambda p: p["score"])
     pred, lower, upper = _columns(order, "score", "lower", "upper")
-    flagged = _flagged(order)
+    warnings = _warnings(order)
     fig, ax = _figure(6.4, 1.2 + 0.35 * len(order))
     if reference_scores is not None:
         ax.axvspan(100 * reference_scores.min(), 100 * reference_scores.max(), color=REFERENCE,
                    alpha=0.15, label="references' score range")
-    _errorbars(ax, np.arange(len(order)), pred, lower, upper, flagged, horizontal=True)
+    _errorbars(ax, np.arange(len(order)), pred, lower, upper, warnings, horizontal=True)
     ax.set_yticks(np.arange(len(order)), [p["model_id"] for p in order], fontsize=8)
     ax.set(xlabel="predicted score (%)", title="Predicted scores (90% intervals)")
     ax.grid(alpha=0.3, axis="x")
@@ -123,7 +127,7 @@ def population_figure(predictions: list[dict], reference_accuracy: np.ndarray,
                label="references (true score)")
     accuracy, pred, lower, upper, true = _columns(
         predictions, "anchor_accuracy", "score", "lower", "upper", "true_score")
-    _errorbars(ax, accuracy, pred, lower, upper, _flagged(predictions))
+    _errorbars(ax, accuracy, pred, lower, upper, _warnings(predictions))
     if np.isfinite(true).any():
         ax.scatter(accuracy, true, marker="x", color="black", zorder=3, label="target (true)")
     ax.axvline(100 * reference_accuracy.max(), linestyle="--", color="black", lw=1,
