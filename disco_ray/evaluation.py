@@ -88,9 +88,19 @@ def prediction_frame(predictions: Sequence[Prediction], true: np.ndarray) -> pd.
                          "at_frontier": [p.at_frontier for p in predictions]})
 
 
+def warning_labels(predictions: pd.DataFrame) -> pd.Series:
+    """Per prediction: "out of population", "at frontier" or "none" (predictions kept before
+    the frontier warning existed have no `at_frontier` column: "none" or out of population)."""
+    frontier = predictions.get("at_frontier", pd.Series(False, index=predictions.index))
+    return pd.Series(np.where(predictions["out_of_population"], "out of population",
+                              np.where(frontier.fillna(False).astype(bool), "at frontier",
+                                       "none")), index=predictions.index, name="warning")
+
+
 def metrics(rows: pd.DataFrame) -> dict[str, float]:
-    """MAE and worst error in percentage points, rank correlations, interval coverage/width, of
-    the predictions in `rows` (a `prediction_frame`)."""
+    """MAE and worst error in percentage points, rank correlations, interval coverage/width, and
+    the shares flagged out of population and at the frontier, of the predictions in `rows` (a
+    `prediction_frame`)."""
     true, pred = rows["true"].to_numpy(), rows["score"].to_numpy()
     lower, upper = rows["lower"].to_numpy(), rows["upper"].to_numpy()
     error = np.abs(pred - true) * 100
@@ -103,6 +113,7 @@ def metrics(rows: pd.DataFrame) -> dict[str, float]:
         "coverage90": float(np.mean((true >= lower) & (true <= upper))),
         "width90_pp": float(np.mean(upper - lower) * 100),
         "ood_rate": float(rows["out_of_population"].mean()),
+        "frontier_rate": float((warning_labels(rows) == "at frontier").mean()),
     }
 
 
@@ -175,23 +186,14 @@ def gap_to_best_baseline(predictions: pd.DataFrame, method: str = "disco") -> pd
     return pd.DataFrame(rows)
 
 
-def warnings(predictions: pd.DataFrame) -> pd.Series:
-    """Per prediction: "out of population", "at frontier" or "none" (predictions kept before
-    the frontier warning existed have no `at_frontier` column: "none" or out of population)."""
-    frontier = predictions.get("at_frontier", pd.Series(False, index=predictions.index))
-    return pd.Series(np.where(predictions["out_of_population"], "out of population",
-                              np.where(frontier.fillna(False).astype(bool), "at frontier",
-                                       "none")), index=predictions.index, name="warning")
-
-
 def coverage_by_flag(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Per (split, k, method) and `warning` (`warnings`): how many predictions, their share of
+    """Per (split, k, method) and `warning` (`warning_labels`): how many predictions, their share of
     the cell, MAE, 90% coverage and mean width (`metrics` of each group). A cell's coverage pools
     the groups, so it can land in its band while flagged targets are over-covered and the others
     under-covered."""
     keys = ["split", "k", "method", "warning"]
     table = pd.DataFrame([{**dict(zip(keys, key)), "n": len(group), **metrics(group)}
-                          for key, group in predictions.assign(warning=warnings(predictions))
+                          for key, group in predictions.assign(warning=warning_labels(predictions))
                           .groupby(keys, observed=True)])
     cell = table.groupby(keys[:-1], observed=True)["n"].transform("sum")
     return table.assign(share=table["n"] / cell)[

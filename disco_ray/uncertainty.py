@@ -12,7 +12,8 @@ q = the conformal quantile of the references' |out-of-fold residual| / spread (d
 
 A target the check lets through whose interval reaches above the strongest reference's score is
 *at the frontier* (`at_frontier`): it may be stronger than every reference, where no reference
-could check its interval, and such targets are under-predicted far more often than over.
+could check its interval (on the development data, every such target its interval missed lay
+above it).
 """
 
 from __future__ import annotations

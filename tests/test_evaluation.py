@@ -108,7 +108,9 @@ def test_coverage_by_flag_separates_what_the_pooled_coverage_hides():
         "out_of_population": [True, True, False, False],
         "at_frontier": [False, False, True, False]})
     table = coverage_by_flag(predictions).set_index("warning")
-    assert per_seed_metrics(predictions)["coverage90"].item() == 0.5
+    cell = per_seed_metrics(predictions)
+    assert cell["coverage90"].item() == 0.5
+    assert cell["ood_rate"].item() == 0.5 and cell["frontier_rate"].item() == 0.25
     assert table["coverage90"].to_dict() == {"at frontier": 0.0, "none": 0.0,
                                              "out of population": 1.0}
     assert table["n"].to_dict() == {"at frontier": 1, "none": 1, "out of population": 2}
