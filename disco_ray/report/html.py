@@ -65,7 +65,7 @@ def model_table(rows: list[dict]) -> str:
     """The per-model table: model, predicted, 90% interval, true, error, population check."""
     head = ("<tr><th class='name'>model</th><th>predicted</th><th>90% interval</th>"
             "<th>true</th><th>error (pp)</th><th>anchor accuracy</th>"
-            "<th class='name'>out of population?</th></tr>")
+            "<th class='name'>population check</th></tr>")
     body = []
     for r in rows:
         if r["out_of_population"]:
