@@ -159,26 +159,9 @@ class CondensedBenchmark:
         anchors = outputs.sample_index(self.anchor_ids)
         self._check_compatible(outputs)
         X = anchor_features(outputs, anchors)
-        spread = None
-        if isinstance(self._metamodel, StackedMetamodel):
-            # targets beyond the strongest references take the stack chosen by the extrapolation
-            # CV, by their probability of lying beyond (all of it when the anchor accuracy beats
-            # every reference's); weak ones never do (the in-population stack holds up better)
-            inside, outside = self._metamodel.predict_both(X)
-            spread = self._metamodel.spread(X)
-            weight = np.where(X[:, -1] > self._population.accuracy_range[1], 1.0,
-                              self._metamodel.route_weight(outside, spread))
-            routed = weight > 0.5
-            scores = mix_stacks(inside, outside, weight)
-        else:
-            scores = self._metamodel.predict(X)
-            routed = np.zeros(len(scores), dtype=bool)
+        scores, routed, spread = self._routed_scores(X)
         reasons = self._population.reasons(X, scores)
-        ood_half = np.full(len(scores), OOD_WIDENING * self._halfwidth)
-        if self._extrapolation is not None:
-            ood_half = self._extrapolation.halfwidth(self._population.excess(scores))
-        if self._spread_scale is not None:
-            ood_half = np.maximum(ood_half, self._spread_scale * spread)
+        ood_half = self._out_of_population_halfwidth(scores, spread)
         best = self._population.score_range[1]
         result = []
         for model_id, score, acc, why, wide, far in zip(outputs.model_ids, scores, X[:, -1],
@@ -189,6 +172,32 @@ class CondensedBenchmark:
                                      upper, float(acc), bool(why), why,
                                      not why and bool(at_frontier(upper, best))))
         return result
+
+    def _routed_scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(scores, routed, spread): with a `StackedMetamodel`, targets beyond the strongest
+        references take the stack chosen by the extrapolation CV, by their probability of lying
+        beyond (all of it when the anchor accuracy beats every reference's); weak ones never do
+        (the in-population stack holds up better). `routed`: more than half routed; `spread`:
+        the IRT spread of each target's anchors (None without a stack)."""
+        if not isinstance(self._metamodel, StackedMetamodel):
+            scores = self._metamodel.predict(X)
+            return scores, np.zeros(len(scores), dtype=bool), None
+        inside, outside = self._metamodel.predict_both(X)
+        spread = self._metamodel.spread(X)
+        weight = np.where(X[:, -1] > self._population.accuracy_range[1], 1.0,
+                          self._metamodel.route_weight(outside, spread))
+        return mix_stacks(inside, outside, weight), weight > 0.5, spread
+
+    def _out_of_population_halfwidth(self, scores: np.ndarray,
+                                     spread: np.ndarray | None) -> np.ndarray:
+        """The half-width a flagged or routed target gets (`uncertainty`: the extrapolation
+        interval, at least the normalised conformal one; else `OOD_WIDENING` times the usual)."""
+        half = np.full(len(scores), OOD_WIDENING * self._halfwidth)
+        if self._extrapolation is not None:
+            half = self._extrapolation.halfwidth(self._population.excess(scores))
+        if self._spread_scale is not None:
+            half = np.maximum(half, self._spread_scale * spread)
+        return half
 
     def _check_compatible(self, outputs: ModelOutputs) -> None:
         if self.references.has_probs != outputs.has_probs:
