@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 from sklearn.model_selection import KFold
@@ -303,25 +303,14 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
     # several candidates are compared with cheap proxies of the metamodels, or nested fits
     specs = tuple(_proxy(spec) for spec in settings.metamodels) if several else settings.metamodels
     best: _Candidate | None = None
-    for kind, score in candidates:
-        for guiding in (settings.guiding if kind not in ("random", "cluster") else (None,)):
-            drawn = _draw_anchors(references, settings, kind, score, guiding, scores)
-            if drawn is None:
-                continue
-            anchors, weights, disagreement = drawn
-            candidate = _Candidate(
-                cv_mae=np.inf, guiding=guiding, spec={}, anchors=anchors,
-                disagreement=disagreement, fitted=(), weights=weights,
-                selection=kind if kind == "random" else f"{kind}-{score}",
-                unbiased=unbiased_mean and _unbiased_selection(kind, score))
-            if nested:
-                candidate.cv_mae = cross_validated_error(references, replace(
-                    settings, candidates=(candidate.selection,), guiding=(candidate.guiding,)))
-            else:
-                candidate.cv_mae = _fit_candidate(candidate, references, specs, settings,
-                                                  irt_cache)
-            if best is None or candidate.cv_mae < best.cv_mae:
-                best = candidate
+    for candidate in _drawn_candidates(references, settings, candidates, unbiased_mean, scores):
+        if nested:
+            candidate.cv_mae = cross_validated_error(references, replace(
+                settings, candidates=(candidate.selection,), guiding=(candidate.guiding,)))
+        else:
+            candidate.cv_mae = _fit_candidate(candidate, references, specs, settings, irt_cache)
+        if best is None or candidate.cv_mae < best.cv_mae:
+            best = candidate
     if best is None:
         raise ValueError("every selection candidate was skipped. Fix: add `random` or `cluster`"
                          " to the candidates")
@@ -338,6 +327,24 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
         settings, references.take_samples(best.anchors), choice,
         dict(zip(references.sample_ids.tolist(), map(float, shown))), data_hash(references),
         best.fitted)
+
+
+def _drawn_candidates(references: ModelOutputs, settings: CondenseSettings,
+                      candidates: list[tuple[str, str]], unbiased_mean: bool,
+                      scores: np.ndarray | Mapping[str, np.ndarray] | None) -> Iterator[_Candidate]:
+    """Every (selection, guiding subset) candidate with its anchors drawn, not yet validated
+    (a candidate whose anchors cannot be drawn is skipped)."""
+    for kind, score in candidates:
+        for guiding in (settings.guiding if kind not in ("random", "cluster") else (None,)):
+            drawn = _draw_anchors(references, settings, kind, score, guiding, scores)
+            if drawn is None:
+                continue
+            anchors, weights, disagreement = drawn
+            yield _Candidate(
+                cv_mae=np.inf, guiding=guiding, spec={}, anchors=anchors,
+                disagreement=disagreement, fitted=(), weights=weights,
+                selection=kind if kind == "random" else f"{kind}-{score}",
+                unbiased=unbiased_mean and _unbiased_selection(kind, score))
 
 
 def _fit_candidate(candidate: _Candidate, references: ModelOutputs, specs: tuple[dict, ...],
