@@ -74,7 +74,7 @@ def model_table(rows: list[dict]) -> str:
             check, style = f"<td class='text'>at the frontier: {escape(FRONTIER_NOTE)}</td>", \
                 "frontier"
         else:
-            check, style = "<td class='muted'>no</td>", ""
+            check, style = "<td class='muted'>in population</td>", ""
         body.append(
             f"<tr class='{style}'>"
             f"<td class='name'>{escape(r['model'])}</td>"
