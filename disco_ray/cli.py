@@ -95,9 +95,8 @@ def cmd_condense(args: argparse.Namespace) -> int:
     outputs = _read(args)
     bench = condense(outputs, method_settings(args.method, args.k, args.seed))
     bench.save(args.output)
-    log.info("condensed %d samples to %d anchors (%s); metamodel %s, CV MAE %.2f pp -> %s",
-             outputs.n_samples, bench.k, args.method, bench.choice["metamodel"],
-             100 * bench.choice["cv_mae"], args.output)
+    log.info("condensed %d samples to %s (method %s) -> %s", outputs.n_samples,
+             bench.describe(), args.method, args.output)
     return 0
 
 

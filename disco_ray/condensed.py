@@ -20,8 +20,8 @@ from sklearn.model_selection import KFold
 
 from disco_ray import __version__
 from disco_ray.disagreement import disagreement_scores
-from disco_ray.metamodels import (StackedMetamodel, choose_metamodel, fit_with_out_of_fold,
-                                  mix_stacks)
+from disco_ray.metamodels import (StackedMetamodel, choose_metamodel, describe_metamodel,
+                                  fit_with_out_of_fold, mix_stacks)
 from disco_ray.outputs import ModelOutputs, OutputsError
 from disco_ray.selection import cluster_k, select_anchors
 from disco_ray.signatures import anchor_features
@@ -153,6 +153,12 @@ class CondensedBenchmark:
     @property
     def k(self) -> int:
         return self.references.n_samples
+
+    def describe(self) -> str:
+        """One line: the anchors, how they were chosen, the metamodel and its CV error."""
+        return (f"{self.k} anchors ({selection_name(self.settings.to_json(), self.choice)}), "
+                f"metamodel {describe_metamodel(self.choice['metamodel'])}, reference CV MAE "
+                f"{100 * self.choice['cv_mae']:.2f} pp")
 
     def predict(self, outputs: ModelOutputs) -> list[Prediction]:
         """Predict every model's full score from its outputs on (at least) the anchors."""
@@ -413,6 +419,16 @@ def _draw_anchors(references: ModelOutputs, settings: CondenseSettings, kind: st
     anchors = select_anchors(references.n_samples, settings.k, kind, disagreement,
                              settings.seed, references.groups)
     return anchors, None, disagreement
+
+
+def selection_name(settings: Mapping, choice: Mapping) -> str:
+    """How the anchors were chosen (`top-jsd`, `cluster-random`, `random`, ...), from a
+    benchmark's settings and choice as saved in its manifest."""
+    if choice.get("selection"):
+        return choice["selection"]
+    if settings["selection"] in ("top", "stratified"):
+        return f"{settings['selection']}-{settings['score']}"
+    return settings["selection"]
 
 
 def selection_candidates(settings: CondenseSettings) -> list[tuple[str, str]]:

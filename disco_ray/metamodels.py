@@ -109,6 +109,15 @@ def make_metamodel(spec: dict, seed: int) -> BaseEstimator:
     return SignatureRegressor(regressor=kind, seed=seed, **spec)
 
 
+def describe_metamodel(spec: dict) -> str:
+    """'stack of direct, gp_irt, ridge' or the regressor's name (none of its fitted parameters)."""
+    kind = spec.get("regressor", "rf")
+    if kind == "stack":
+        members = dict.fromkeys(m.get("regressor", "rf") for m in spec["members"])
+        return "stack of " + ", ".join(members)
+    return kind
+
+
 def fit_with_out_of_fold(spec: dict, X: np.ndarray, y: np.ndarray, folds: int,
                          seed: int) -> tuple[BaseEstimator, np.ndarray]:
     """Fit a metamodel on all references and get its out-of-fold predictions over them.

@@ -172,9 +172,7 @@ def _condense(state: _Run, task: Task, ref_parts: dict[str, Path]) -> CondensedB
     with state.stage("condense"):
         bench = condense(read_parts(list(ref_parts.values())), settings, scores)
         bench.save(state.output_dir / "condensed")
-    log.info("condensed %d samples to %d anchors (selection %s, metamodel %s, CV MAE %.2f pp)",
-             len(task.samples), bench.k, bench.choice.get("selection", settings.selection),
-             bench.choice["metamodel"]["regressor"], 100 * bench.choice["cv_mae"])
+    log.info("condensed %d samples to %s", len(task.samples), bench.describe())
     return bench
 
 

@@ -1,6 +1,7 @@
 """The CLI mirrors the Python API; evaluate prints one JSON object per line."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -51,12 +52,18 @@ def test_evaluate_json_lines(tmp_path, capsys):
         assert row["seeds"] == 2 and 0 <= row["mae_pp"] < 30
 
 
-def test_condense_then_predict(tmp_path, capsys):
+def test_condense_then_predict(tmp_path, capsys, caplog):
     outputs = synthetic_population(60, 40, with_probs=False)
     path = _npz(tmp_path, outputs)
     bench = tmp_path / "bench"
-    assert main(["condense", "--data", str(path), "--k", "10", "--method", "jsd_rf",
-                 "--output", str(bench), "-q"]) == 0
+    with caplog.at_level("INFO", logger="disco_ray"):
+        assert main(["condense", "--data", str(path), "--k", "10", "--method", "jsd_rf",
+                     "--output", str(bench)]) == 0
+    # one readable line: no fitted parameters (IRT items, anchor weights) in the log
+    [message] = caplog.messages
+    assert re.fullmatch(r"condensed 40 samples to 10 anchors \(top-jsd\), metamodel rf, "
+                        r"reference CV MAE \d+\.\d\d pp \(method jsd_rf\) -> " + re.escape(
+                            str(bench)), message)
     assert main(["predict", "--data", str(path), "--benchmark", str(bench), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["model_id"] for r in rows] == outputs.model_ids.tolist()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from disco_ray.condensed import CondensedBenchmark, CondenseSettings, condense
+from disco_ray.metamodels import describe_metamodel
 from disco_ray.methods import method_settings
 from disco_ray.outputs import OutputsError
 from helpers import synthetic_population
@@ -28,6 +29,18 @@ def test_saved_and_reloaded_benchmark_predicts_identically(tmp_path, population)
     assert bench.predict(targets) == loaded.predict(targets)
     files = sorted(p.name for p in (tmp_path / "bench").iterdir())
     assert files == ["condensed.json", "disagreement.npz", "references.parquet"]
+
+
+def test_describe_names_the_choice_without_fitted_parameters(population):
+    bench = condense(population.take_models(range(60)), SETTINGS)
+    chosen = bench.choice["metamodel"]["regressor"]
+    assert bench.describe() == (f"12 anchors (top-jsd), metamodel {chosen}, reference CV MAE "
+                                f"{100 * bench.choice['cv_mae']:.2f} pp")
+    stack = {"regressor": "stack", "members": [
+        {"regressor": "direct", "weights": [0.5, 0.5]},
+        {"regressor": "gp_irt", "irt": {"a": [1.0]}}, {"regressor": "gp_irt", "feature": "theta"},
+        {"regressor": "ridge", "pca": 256}]}
+    assert describe_metamodel(stack) == "stack of direct, gp_irt, ridge"
 
 
 def test_held_out_models_never_reach_selection_or_metamodel(population):

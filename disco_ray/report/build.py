@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from disco_ray.condensed import selection_name
 from disco_ray.disagreement import disagreement_scores
 from disco_ray.io import atomic_path
+from disco_ray.metamodels import describe_metamodel
 from disco_ray.outputs import ModelOutputs
 from disco_ray.report.curve import CURVE_METHODS, HOLDOUT, anchor_curve, curve_ks
 from disco_ray.report.data import RunOutput, load_run, reference_outputs
@@ -23,25 +25,6 @@ from disco_ray.report.tables import (REPORT_NAME, accuracy_line, accuracy_summar
 from disco_ray.signatures import anchor_accuracy
 
 CURVE_SEEDS = 2
-
-
-def describe_metamodel(spec: dict) -> str:
-    """'stack of direct, ridge, rf' or the regressor's name."""
-    kind = spec.get("regressor", "rf")
-    if kind == "stack":
-        members = dict.fromkeys(m.get("regressor", "rf") for m in spec["members"])
-        return "stack of " + ", ".join(members)
-    return kind
-
-
-def selection_name(result: RunOutput) -> str:
-    """How the anchors were chosen: `top-pds`, `cluster`, `random`, ..."""
-    settings, choice = result.condensed["settings"], result.condensed["choice"]
-    if choice.get("selection"):
-        return choice["selection"]
-    if settings["selection"] in ("top", "stratified"):
-        return f"{settings['selection']}-{settings['score']}"
-    return settings["selection"]
 
 
 def _prediction_figure(result: RunOutput, references: ModelOutputs | None) -> ReportFigure:
@@ -93,7 +76,7 @@ def _curve_figure(result: RunOutput, references: ModelOutputs,
 
 def _disagreement_figure(result: RunOutput,
                          references: ModelOutputs | None) -> ReportFigure | None:
-    selection = selection_name(result)
+    selection = selection_name(result.condensed["settings"], result.condensed["choice"])
     kind, _, score = selection.partition("-")
     if kind not in ("top", "stratified") or score not in ("pds", "jsd"):
         score = result.condensed["settings"]["score"]
@@ -120,7 +103,7 @@ def run_facts(result: RunOutput, rows: list[dict]) -> dict:
         "name": run.get("name"), "n_references": run.get("n_references"),
         "n_targets": run.get("n_targets"), "n_samples": run.get("n_samples"),
         "k": result.condensed_k, "method": run["config"]["condense"]["method"],
-        "selection": selection_name(result),
+        "selection": selection_name(result.condensed["settings"], choice),
         "metamodel": describe_metamodel(choice["metamodel"]),
         "reference_cv_mae_pp": None if choice.get("cv_mae") is None else 100 * choice["cv_mae"],
         "cost_share": run.get("cost_share"), "targets": accuracy_summary(rows),
