@@ -61,6 +61,7 @@ class ExtrapolationInterval:
 
     base: float
     scale: float
+    unbiased: bool = False
 
     @classmethod
     def fit(cls, oof_residuals: np.ndarray, top_residuals: np.ndarray | None,
@@ -76,8 +77,6 @@ class ExtrapolationInterval:
         if len(ratio) < MIN_CALIBRATION:
             scale = max(scale, OOD_WIDENING)
         return cls(base, float(scale))
-
-    unbiased: bool = False
 
     def halfwidth(self, excess: np.ndarray) -> np.ndarray:
         excess = np.asarray(excess, dtype=np.float64)
