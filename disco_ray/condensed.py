@@ -218,12 +218,13 @@ class CondensedBenchmark:
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write the benchmark as a directory, atomically (temp directory, then rename)."""
+        """Write the benchmark as a directory, atomically (temp directory, then rename). An
+        existing directory is replaced only if it is empty or an earlier benchmark."""
         from disco_ray.io import write_outputs
         from disco_ray.io.atomic import atomic_directory
 
         directory = Path(directory)
-        with atomic_directory(directory) as tmp:
+        with atomic_directory(directory, MANIFEST) as tmp:
             write_outputs(self.references, tmp / "references.parquet")
             np.savez(tmp / "disagreement.npz", sample_ids=np.array(list(self.disagreement)),
                      scores=np.array(list(self.disagreement.values()), dtype=np.float64))

@@ -82,6 +82,11 @@ class ModelOutputs:
         if self.full_score is not None and not np.all(np.isfinite(self.full_score)):
             raise _fail(src, "full_score", "has NaN or infinite values",
                         "give every model's full-benchmark score, or leave the field out")
+        if self.full_score is not None and (self.full_score.min(initial=0) < 0
+                                            or self.full_score.max(initial=0) > 1):
+            raise _fail(src, "full_score", f"has values outside [0, 1] (largest "
+                        f"{self.full_score.max():g})", "store scores as fractions (a score in "
+                        "percent divided by 100)")
 
     # -- construction -------------------------------------------------------------------------
     @classmethod

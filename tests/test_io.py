@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -79,6 +80,17 @@ def test_npz_with_pickled_objects_is_refused(tmp_path):
              sample_ids=np.array(["s"]), correct=np.zeros((1, 1)))
     with pytest.raises(OutputsError, match="without pickled objects"):
         read_outputs(path)
+
+
+def test_a_file_that_is_not_an_npz_archive_says_so(tmp_path):
+    outputs = synthetic_population(3, 5)
+    with pytest.raises(ValueError, match=r"refs.npz: write_outputs writes Parquet.*\.parquet"):
+        write_outputs(outputs, tmp_path / "refs.npz")
+    assert list(tmp_path.iterdir()) == []
+    misnamed = tmp_path / "refs.npz"
+    misnamed.write_bytes(write_outputs(outputs, tmp_path / "refs.parquet").read_bytes())
+    with pytest.raises(OutputsError, match="refs.npz: not an .npz archive .*a .parquet name"):
+        read_outputs(misnamed)
 
 
 def test_empty_file_is_a_clear_error(tmp_path):
@@ -162,7 +174,7 @@ def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
     try:
         with atomic_path(tmp_path / "table.csv") as tmp:
             tmp.write_text("a,b\n")
-        with atomic_directory(tmp_path / "bench") as tmp:
+        with atomic_directory(tmp_path / "bench", "manifest.json") as tmp:
             (tmp / "manifest.json").write_text("{}")
     finally:
         os.umask(umask)
@@ -170,3 +182,40 @@ def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
     assert stat.S_IMODE((tmp_path / "bench").stat().st_mode) == 0o755
     assert (tmp_path / "bench" / "manifest.json").read_text() == "{}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench", "table.csv"]
+
+
+def test_a_directory_of_the_users_files_is_never_replaced(tmp_path):
+    """Only an empty directory or an earlier result (holding the marker) may be replaced."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="results: the directory is not empty and holds no "
+                                              "manifest.json.*Fix: choose a new or empty"):
+        with atomic_directory(folder, "manifest.json") as tmp:
+            (tmp / "manifest.json").write_text("{}")
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]   # no temporary left
+    (folder / "notes.txt").unlink()
+    for content in ("{}", '{"again": 1}'):   # empty, then an earlier result: replaced
+        with atomic_directory(folder, "manifest.json") as tmp:
+            (tmp / "manifest.json").write_text(content)
+        assert (folder / "manifest.json").read_text() == content
+
+
+def test_an_unwritable_target_is_named_not_its_temporary_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match=r"file/table.csv: cannot write it .*Fix: choose a location"):
+        with atomic_path(blocker / "table.csv"):
+            pass
+
+
+def test_the_readme_example_of_writing_outputs_runs(tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    [block] = [b for b in blocks if "write_outputs(outputs" in b]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    back = read_outputs(tmp_path / "refs.parquet")
+    assert back.model_ids.tolist() == ["ckpt-1", "ckpt-2"]
+    np.testing.assert_allclose(back.scores(), [0.61, 0.74])

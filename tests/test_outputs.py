@@ -38,6 +38,14 @@ def test_correctness_outside_unit_interval_is_rejected():
         ModelOutputs(["a"], ["x", "y"], np.array([[0.0, 2.0]]))
 
 
+def test_scores_in_percent_are_rejected_with_the_fix():
+    """A leaderboard dump in percent would otherwise give predictions 100 times too large."""
+    with pytest.raises(OutputsError, match=r"field 'full_score': has values outside \[0, 1\] "
+                                           r"\(largest 61.5\).*divided by 100"):
+        ModelOutputs(["a", "b"], ["x", "y"], np.array([[0.0, 1.0], [1.0, 1.0]]),
+                     full_score=np.array([45.0, 61.5]))
+
+
 def test_missing_anchor_samples_are_named():
     outputs = synthetic_population(4, 10)
     with pytest.raises(OutputsError, match="2 anchor sample.*nope"):

@@ -36,5 +36,9 @@ def read_outputs(path: str | Path, task: str | None = None,
 
 
 def write_outputs(outputs: ModelOutputs, path: str | Path) -> Path:
-    """Write outputs in the project's Parquet format (atomically)."""
-    return write_parquet(outputs, Path(path))
+    """Write outputs in the project's Parquet format (atomically) to a `.parquet` path."""
+    path = Path(path)
+    if path.suffix != ".parquet":
+        raise ValueError(f"{path}: write_outputs writes Parquet, but the name ends in "
+                         f"'{path.suffix}'. Fix: name the file <name>.parquet")
+    return write_parquet(outputs, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,9 @@ def read_npz(path: Path) -> ModelOutputs:
     """Read an outcome `.npz` (never unpickling): correctness, optional probs/choices/groups."""
     if path.stat().st_size == 0:
         raise OutputsError(f"{path}: the file is empty. Fix: re-export the outputs (numpy.savez)")
+    if not zipfile.is_zipfile(path):
+        raise OutputsError(f"{path}: not an .npz archive (an .npz is a zip of arrays). Fix: save "
+                           "the arrays with numpy.savez, or give a Parquet file a .parquet name")
     try:
         data = np.load(path, allow_pickle=False)
         arrays = {key: data[key] for key in data.files}

@@ -49,6 +49,6 @@ def build_once(path: Path, seed: int, n_layer: int, n_embd: int) -> Path:
 
     if (path / "config.json").is_file():
         return path
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, "config.json") as tmp:
         build_tiny_gpt2(tmp, seed=seed, n_layer=n_layer, n_head=2, n_embd=n_embd)
     return path
