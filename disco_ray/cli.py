@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
+from disco_ray import __version__
 from disco_ray.methods import DEFAULT_METHOD, METHODS
 
 log = logging.getLogger("disco_ray")
@@ -41,35 +42,57 @@ def _read(args: argparse.Namespace):
     return read_outputs(args.data, task=args.task, metric=args.metric)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress bars or info logs (for CI)")
-    parser = argparse.ArgumentParser(prog="disco-ray", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _method_list(text: str) -> list[str]:
+    names = _str_list(text)
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown method {unknown[0]!r}; known: "
+                                         f"{', '.join(METHODS)}")
+    return names
 
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def _add_condense(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("condense", parents=[common],
                        help="reference outputs -> condensed benchmark directory")
     _add_data_arguments(p)
-    p.add_argument("--k", type=int, default=100, help="number of anchors (default 100)")
-    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", required=True, type=Path, help="directory to write")
+    p.add_argument("--k", type=_positive_int, default=100, help="number of anchors (default 100)")
+    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                   help="method preset (disco_ray.methods; disco_frontier for targets expected "
+                        "beyond every reference; default disco)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds anchor draws, CV and metamodels (default 0)")
+    p.add_argument("--output", required=True, type=Path,
+                   help="directory to write (new, empty, or an earlier benchmark)")
 
+
+def _add_predict(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("predict", parents=[common],
                        help="condensed benchmark + outputs on the anchors -> scores")
     _add_data_arguments(p)
     p.add_argument("--benchmark", required=True, type=Path, help="condensed benchmark directory")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    p = sub.add_parser("evaluate", parents=[common], help="compare methods on held-out models")
+
+def _add_evaluate(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("evaluate", parents=[common],
+                       help="compare methods on held-out models")
     _add_data_arguments(p)
     p.add_argument("--anchors", type=_int_list, default=[10, 25, 50, 100],
                    help="comma-separated k values (default 10,25,50,100)")
     p.add_argument("--split", type=_str_list, default=["random"],
-                   help="comma-separated: random, top, chronological")
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--methods", type=_str_list, default=list(METHODS))
+                   help="comma-separated: random (20%% of the models held out per seed; "
+                        "leave-one-model-out below 100 models), top (the strongest 10%%), "
+                        "chronological (the newest 10%%); default random")
+    p.add_argument("--seeds", type=_positive_int, default=5,
+                   help="repetitions per cell (default 5)")
+    p.add_argument("--methods", type=_method_list, default=list(METHODS),
+                   help="comma-separated method presets (default: all)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--per-seed", action="store_true", help="a row per seed, not the mean")
     p.add_argument("--output", type=Path, help="also write the table as CSV here")
@@ -78,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path,
                    help="also draw MAE and interval coverage against k per method (PNG)")
 
+
+def _add_run(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("run", parents=[common],
                        help="the whole pipeline from a YAML config (local Ray by default)")
     p.add_argument("config", nargs="?", type=Path, default=None,
@@ -85,13 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="output directory (overrides the config)")
     p.add_argument("--address", help="Ray address (default: a local Ray started in-process, or "
                                      "the cluster of `ray job submit`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars or info logs (for CI)")
+    parser = argparse.ArgumentParser(prog="disco-ray", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_condense, _add_predict, _add_evaluate, _add_run):
+        add(sub, common)
     return parser
 
 
 def cmd_condense(args: argparse.Namespace) -> int:
-    from disco_ray.condensed import condense
+    from disco_ray.condensed import MANIFEST, condense
+    from disco_ray.io.atomic import check_replaceable
     from disco_ray.methods import method_settings
 
+    check_replaceable(args.output, MANIFEST)   # before minutes of work, not after
     outputs = _read(args)
     bench = condense(outputs, method_settings(args.method, args.k, args.seed))
     bench.save(args.output)
@@ -102,17 +140,15 @@ def cmd_condense(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from disco_ray.condensed import CondensedBenchmark
-    from disco_ray.uncertainty import FRONTIER_NOTE
+    from disco_ray.report.tables import model_rows, text_table, warning_lines
 
-    bench = CondensedBenchmark.load(args.benchmark)
-    for p in bench.predict(_read(args)):
-        if args.json:
+    predictions = CondensedBenchmark.load(args.benchmark).predict(_read(args))
+    if args.json:
+        for p in predictions:
             print(json.dumps(asdict(p)))
-        else:
-            flag = (f"  OUT OF POPULATION: {p.reason}" if p.out_of_population
-                    else f"  AT FRONTIER: {FRONTIER_NOTE}" if p.at_frontier else "")
-            print(f"{p.model_id}\t{100 * p.score:.2f}  "
-                  f"[{100 * p.lower:.2f}, {100 * p.upper:.2f}]{flag}")
+    else:
+        rows = model_rows([asdict(p) for p in predictions])
+        print("\n".join(text_table(rows) + warning_lines(rows)))
     return 0
 
 
@@ -170,6 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, OSError, RuntimeError) as err:
         print(f"disco-ray {args.command}: error: {err}", file=sys.stderr)
         return 2

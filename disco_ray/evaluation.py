@@ -123,8 +123,10 @@ def held_out_predictions(outputs: ModelOutputs, methods: Sequence[str], ks: Sequ
     """Every held-out model's prediction: one row per (split, k, method, seed, model) with its
     true score, predicted score, 90% interval, out-of-population flag and frontier warning.
 
-    Leave-one-model-out splits are pooled into one set of predictions (seed 0).
+    Leave-one-model-out splits are pooled into one set of predictions (seed 0). Every argument
+    is checked before any method runs.
     """
+    _check_plan(outputs, methods, ks, seeds)
     plan = {name: list(model_splits(outputs, name, seeds)) for name in splits}
     total = sum(len(s) for s in plan.values()) * len(ks) * len(methods)
     bar = tqdm(total=total, desc="evaluate", disable=not progress)
@@ -144,6 +146,22 @@ def held_out_predictions(outputs: ModelOutputs, methods: Sequence[str], ks: Sequ
                     bar.update()
     bar.close()
     return pd.concat(frames, ignore_index=True)[list(PREDICTION_COLUMNS)]
+
+
+def _check_plan(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
+                seeds: int) -> None:
+    """Refuse an evaluation that would fail part-way: unknown methods, k out of range, no seeds."""
+    if seeds < 1:
+        raise ValueError(f"seeds={seeds}: at least one seed is needed. Fix: --seeds 1 or more")
+    if not methods or not ks:
+        raise ValueError("no method or no k to evaluate. Fix: give --methods and --anchors")
+    for method in methods:
+        method_settings(method, 1)   # raises on an unknown name, with the known ones
+    bad = [k for k in ks if not 1 <= k <= outputs.n_samples]
+    if bad:
+        raise ValueError(f"{outputs.source}: k={bad[0]} anchors requested but it has "
+                         f"{outputs.n_samples} samples. Fix: choose k values in 1.."
+                         f"{outputs.n_samples}")
 
 
 def per_seed_metrics(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import pandas as pd
 from matplotlib.image import imread
 
@@ -73,10 +74,13 @@ def test_condense_then_predict(tmp_path, capsys, caplog):
     assert not any(r["at_frontier"] and r["out_of_population"] for r in rows)
     assert main(["predict", "--data", str(path), "--benchmark", str(bench)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    for row, line in zip(rows, lines, strict=True):
-        assert line.startswith(row["model_id"] + "\t")
-        assert ("  AT FRONTIER: 90% interval reaches above" in line) == row["at_frontier"]
-        assert ("  OUT OF POPULATION: " in line) == row["out_of_population"]
+    assert lines[0].split() == ["model", "predicted", "90%", "interval", "flag"]
+    for row, line in zip(rows, lines[1:len(rows) + 1], strict=True):
+        assert line.split()[:2] == [row["model_id"], f"{100 * row['score']:.1f}%"]
+        assert line.endswith("AT FRONTIER") == row["at_frontier"]
+        assert line.endswith("OUT OF POPULATION") == row["out_of_population"]
+    frontier = [r["model_id"] for r in rows if r["at_frontier"]]
+    assert lines[-1] == "  " + ", ".join(frontier)   # named again below the table
 
 
 def test_bad_input_exits_2_with_the_fix(tmp_path):
@@ -103,3 +107,27 @@ def test_evaluation_figure_draws_every_method_per_split():
         assert lines["disco"].get_linewidth() > lines["gp_irt"].get_linewidth()
     for ax in axes[2:]:   # coverage panels
         assert all(np.allclose(line.get_ydata(), 0.9) for line in ax.get_lines())
+
+
+def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """A typo in a method, seeds < 1 or an output folder of the user's files stop the command
+    before any condense runs (which can take minutes), and nothing of the user's is touched."""
+    import disco_ray.condensed
+
+    def no_condense(*args, **kwargs):
+        raise AssertionError("condense ran before the arguments were checked")
+
+    monkeypatch.setattr(disco_ray.condensed, "condense", no_condense)
+    path = _npz(tmp_path, synthetic_population(30, 20, with_probs=False))
+    for argv, message in (
+            (["evaluate", "--methods", "random_direct,disko"], "unknown method 'disko'"),
+            (["evaluate", "--seeds", "0"], "expected an integer >= 1, got '0'")):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, "--data", str(path)])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["condense", "--data", str(path), "--k", "5", "--output", str(mine)]) == 2
+    assert "holds no condensed.json" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "keep me"

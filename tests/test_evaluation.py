@@ -124,3 +124,18 @@ def test_coverage_by_flag_separates_what_the_pooled_coverage_hides():
     older = coverage_by_flag(predictions.drop(columns="at_frontier")).set_index("warning")
     assert older["n"].to_dict() == {"none": 2, "out of population": 2}
     assert older.loc["none", "mae_pp"] == pytest.approx(5.5)
+
+
+@pytest.mark.parametrize("methods, ks, seeds, message", [
+    (["random_direct", "disko"], [5], 2, "unknown method 'disko'"),
+    (["random_direct"], [5, 21], 2, "k=21 anchors requested but .* has 20 samples"),
+    (["random_direct"], [5], 0, "seeds=0: at least one seed is needed"),
+])
+def test_a_plan_that_would_fail_part_way_is_refused_up_front(monkeypatch, methods, ks, seeds,
+                                                             message):
+    import disco_ray.evaluation
+
+    monkeypatch.setattr(disco_ray.evaluation, "condense", lambda *a, **k: pytest.fail("ran"))
+    outputs = synthetic_population(30, 20, with_probs=False)
+    with pytest.raises(ValueError, match=message):
+        held_out_predictions(outputs, methods, ks, ["random"], seeds, progress=False)

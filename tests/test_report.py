@@ -118,8 +118,10 @@ def test_report_without_reference_outputs_or_true_scores(report, tmp_path):
     # predicted intervals + disagreement; no curve, no targets-against-references figure
     assert len(embedded_pngs(html)) == 2
     assert "Predicted scores" in html and "not computed" in html
-    first_row = summary_table(out).splitlines()[1].split()
-    assert first_row[4] == "-" and first_row[5] == "-"
+    header, first_row = summary_table(out).splitlines()[:2]
+    # without true scores the table has no true / error columns
+    assert header.split() == ["model", "predicted", "90%", "interval", "flag"]
+    assert first_row.split()[1] == f"{100 * predictions[0]['score']:.1f}%"
 
 
 @pytest.mark.skipif(find_chromium() is None,

@@ -75,23 +75,25 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
 
 
 def text_table(rows: list[dict]) -> list[str]:
-    """Fixed-width lines: model, predicted, 90% interval, true, error, flag."""
+    """Fixed-width lines: model, predicted, 90% interval, true, error (these two only when some
+    row has a true score), flag."""
     width = max([len("model")] + [len(r["model"]) for r in rows])
-    lines = [f"{'model':<{width}}  {'predicted':>9}  {'90% interval':>16}  {'true':>7}  "
-             f"{'error':>6}  flag"]
+    truth = any(r["true"] is not None for r in rows)
+    lines = [f"{'model':<{width}}  {'predicted':>9}  {'90% interval':>16}  "
+             + (f"{'true':>7}  {'error':>6}  " if truth else "") + "flag"]
     for r in rows:
         interval = f"[{r['lower']:.1f}, {r['upper']:.1f}]"
+        known = (f"{_fmt(r['true'], '.1f', '%'):>7}  {_fmt(r['error'], '+.1f'):>6}  "
+                 if truth else "")
         lines.append(f"{r['model']:<{width}}  {_fmt(r['predicted'], '.1f', '%'):>9}  "
-                     f"{interval:>16}  {_fmt(r['true'], '.1f', '%'):>7}  "
-                     f"{_fmt(r['error'], '+.1f'):>6}  "
-                     f"{warning(r)}".rstrip())
+                     f"{interval:>16}  {known}{warning(r)}".rstrip())
     return lines
 
 
-def summary_lines(result: RunOutput) -> list[str]:
-    """The plain-text summary of a run (see `summary_table`)."""
-    rows = model_rows(result.predictions)
-    lines = text_table(rows)
+def warning_lines(rows: list[dict]) -> list[str]:
+    """Below the table: why each flagged target is out of population, and which targets are at
+    the frontier (nothing when no target is warned)."""
+    lines = []
     flagged = [r for r in rows if r["out_of_population"]]
     if flagged:
         lines += ["", "Out of population (prediction less reliable, interval widened):"]
@@ -100,6 +102,13 @@ def summary_lines(result: RunOutput) -> list[str]:
     if frontier:
         lines += ["", *textwrap.wrap(f"At the frontier ({FRONTIER_NOTE}):", 100),
                   f"  {', '.join(frontier)}"]
+    return lines
+
+
+def summary_lines(result: RunOutput) -> list[str]:
+    """The plain-text summary of a run (see `summary_table`)."""
+    rows = model_rows(result.predictions)
+    lines = text_table(rows) + warning_lines(rows)
     lines.append("")
     accuracy = accuracy_line(accuracy_summary(rows))
     if accuracy:
