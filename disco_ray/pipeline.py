@@ -200,8 +200,13 @@ def load_run_task(config: RunConfig, output_dir: Path) -> Task:
         if not isinstance(task, Task):
             raise config_error(config.source, "task.factory", f"returned "
                                f"{type(task).__name__}", "return a disco_ray.tasks.Task")
-        return task
-    return load_task(section.name or section.path, **section.options)
+    else:
+        task = load_task(section.name or section.path, **section.options)
+    if config.condense.k > len(task.samples):   # refused before any model runs
+        raise config_error(config.source, "condense.k", f"{config.condense.k} anchors requested "
+                           f"but task '{task.name}' has {len(task.samples)} samples",
+                           f"choose k <= {len(task.samples)}")
+    return task
 
 
 def resolve_run_models(config: RunConfig, output_dir: Path
@@ -227,8 +232,9 @@ def _evaluate(state: _Run, task: Task, jobs: Sequence[tuple[ModelSpec, OutputCac
     keys = {spec.name: cache_key(spec, task, n_choices) for spec, _ in jobs}
     caches = {spec.name: cache for spec, cache in jobs}
     todo = [spec for spec, cache in jobs if not cache.has(spec.name, keys[spec.name])]
-    log.info("%s (%d samples): %d model(s) cached, %d to run", desc, len(task.samples),
-             len(jobs) - len(todo), len(todo))
+    if jobs:   # targets that ran on the full task have no anchors-only job
+        log.info("%s (%d samples): %d model(s) cached, %d to run", desc, len(task.samples),
+                 len(jobs) - len(todo), len(todo))
     for spec, _ in jobs:
         state.models[spec.name] = {"phase": desc, "n_samples": len(task.samples), "cached": True}
 
@@ -325,10 +331,7 @@ def _write_results(state: _Run, task: Task, bench: CondensedBenchmark, predictio
             "n_samples": n, "k": bench.k, "cost_share": bench.k / n if n_targets else None,
             "failed": state.failed, "models": state.models}
     _write_json(out / "run.json", info)
-    for row in predictions:
-        true = "" if row["true_score"] is None else f" (true {100 * row['true_score']:.2f})"
-        log.info("%s: predicted %.2f [%.2f, %.2f]%s", row["model_id"], 100 * row["score"],
-                 100 * row["lower"], 100 * row["upper"], true)
+    log.info("%d prediction(s) -> %s", len(predictions), out / "predictions.json")
     return info
 
 

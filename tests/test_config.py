@@ -137,7 +137,12 @@ def test_factories_and_unique_names(tmp_path):
 
 def test_task_from_file_with_options(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(with_changes(
-        task={"path": str(CONFIGS / "data" / "smoke_task.jsonl"), "options": {"limit": 5}})))
+    five = {"path": str(CONFIGS / "data" / "smoke_task.jsonl"), "options": {"limit": 5}}
+    path.write_text(yaml.safe_dump(with_changes(task=five, condense={"k": 5})))
     task = load_run_task(load_config(path), tmp_path)
     assert len(task.samples) == 5 and task.name == "smoke_task"
+    # more anchors than samples: refused when the task loads, before any model runs
+    config = config_from_dict(with_changes(task=five, condense={"k": 6}), "run.yaml")
+    with pytest.raises(ConfigError, match="run.yaml: field 'condense.k': 6 anchors requested but "
+                                          "task 'smoke_task' has 5 samples. Fix: choose k <= 5"):
+        load_run_task(config, tmp_path)

@@ -155,9 +155,10 @@ def _collect(ref: Any, pending: dict[Any, tuple[str, int]], jobs: dict[str, _Job
 def _placed(run: ModelRun, placement: dict, desc: str) -> None:
     run.node_id, run.actor_id = placement["node_id"], placement["actor_id"]
     run.gpu_ids, run.load_s = placement["gpu_ids"], placement["load_s"]
-    log.info("%s: %s on node %s, actor %s, pid %s, GPUs %s (loaded in %.1f s)", desc, run.name,
-             run.node_id[:12], run.actor_id[:12], placement["pid"], run.gpu_ids or "none",
-             run.load_s)
+    # DEBUG: the one INFO line per model comes when it is done (`_finish`)
+    log.debug("%s: %s on node %s, actor %s, pid %s, GPUs %s (loaded in %.1f s)", desc, run.name,
+              run.node_id[:12], run.actor_id[:12], placement["pid"], run.gpu_ids or "none",
+              run.load_s)
 
 
 def _complete(job: _Job, pending: dict, on_done: OnDone, bar: Any, desc: str) -> None:
@@ -184,8 +185,10 @@ def _finish(job: _Job, pending: dict, bar: Any, desc: str, error: str | None = N
     if error:
         log.warning("%s: %s failed: %s", desc, job.spec.name, error)
     else:
-        log.info("%s: %s done (%.1f s scoring, %.1f s since submitted)", desc, job.spec.name,
-                 job.run.score_s, job.run.wall_s)
+        run = job.run
+        log.info("%s: %s done on node %s, GPUs %s (%.1f s loading, %.1f s scoring, %.1f s since "
+                 "submitted)", desc, run.name, run.node_id[:12], run.gpu_ids or "none",
+                 run.load_s or 0.0, run.score_s, run.wall_s)
     bar.update()
 
 
