@@ -153,8 +153,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from disco_ray.evaluation import (held_out_predictions, per_seed_metrics, summarize,
-                                      with_gaps)
+    from disco_ray.evaluation import (GAP_COLUMNS, held_out_predictions, per_seed_metrics,
+                                      summarize, with_gaps)
     from disco_ray.io import atomic_path
 
     predictions = held_out_predictions(_read(args), args.methods, args.anchors, args.split,
@@ -176,8 +176,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         for row in table.astype(object).where(table.notna(), None).to_dict(orient="records"):
             print(json.dumps({"data": args.data.stem, **row}))   # NaN -> null: strict JSON
-    else:
-        print(table.round(4).to_string(index=False))
+    else:   # gap columns are empty without a disco* method: not shown
+        shown = table.drop(columns=[c for c in GAP_COLUMNS if c in table and table[c].isna().all()])
+        print(shown.round(4).to_string(index=False))
     return 0
 
 

@@ -224,6 +224,7 @@ def summarize(per_seed: pd.DataFrame) -> pd.DataFrame:
     metric_columns = [c for c in per_seed.columns if c not in keys + ["seed"]]
     grouped = per_seed.groupby(keys, sort=False)
     table = grouped[metric_columns].mean()
+    table["n_held_out"] = grouped["n_held_out"].max()   # the same in every seed of a cell
     table["mae_pp_std"] = grouped["mae_pp"].std(ddof=0)
     table["seeds"] = grouped["seed"].nunique()
     return table.reset_index()

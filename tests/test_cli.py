@@ -51,6 +51,12 @@ def test_evaluate_json_lines(tmp_path, capsys):
         assert {"method", "k", "split", "mae_pp", "spearman", "kendall", "max_error_pp",
                 "coverage90"} <= set(row)
         assert row["seeds"] == 2 and 0 <= row["mae_pp"] < 30
+    assert main(["evaluate", "--data", str(path), "--anchors", "5", "--seeds", "1",
+                 "--methods", "random_direct", "-q"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    # a plain count of held-out models; no empty gap columns without a disco* method
+    assert dict(zip(header.split(), row.split()))["n_held_out"] == "24"
+    assert "gap_pp" not in header and "best_baseline" not in header
 
 
 def test_condense_then_predict(tmp_path, capsys, caplog):
@@ -107,6 +113,9 @@ def test_evaluation_figure_draws_every_method_per_split():
         assert lines["disco"].get_linewidth() > lines["gp_irt"].get_linewidth()
     for ax in axes[2:]:   # coverage panels
         assert all(np.allclose(line.get_ydata(), 0.9) for line in ax.get_lines())
+        # the k axis is labelled at the k values only (no '2x10^1' minor labels)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "25", "50"]
+        assert ax.get_xticklabels(minor=True) == []
 
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):

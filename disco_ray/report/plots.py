@@ -146,6 +146,13 @@ def population_plot(predictions: list[dict], reference_accuracy: np.ndarray,
     return _png(population_figure(predictions, reference_accuracy, reference_scores))
 
 
+def _k_axis(ax, ks: list[int]) -> None:
+    """A log axis of the number of anchors, labelled at the k values only (no minor labels)."""
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.minorticks_off()
+
+
 def curve_plot(curve: pd.DataFrame, run_k: int, run_cv_mae_pp: float | None) -> bytes:
     """MAE against the number of anchors per method, with the run's own out-of-fold MAE."""
     fig, ax = _figure(6.4, 4.4)
@@ -155,9 +162,7 @@ def curve_plot(curve: pd.DataFrame, run_k: int, run_cv_mae_pp: float | None) -> 
     if run_cv_mae_pp is not None:
         ax.plot([run_k], [run_cv_mae_pp], marker="*", markersize=14, color="black",
                 linestyle="none", label="this run's configuration (out-of-fold)")
-    ax.set_xscale("log")
-    ks = sorted(set(curve["k"]) | {run_k})
-    ax.set_xticks(ks, [str(k) for k in ks])
+    _k_axis(ax, sorted(set(curve["k"]) | {run_k}))
     ax.set_ylim(bottom=0)
     ax.set(xlabel="number of anchors k", ylabel="MAE on held-out references (pp)",
            title="Error against the number of anchors")
@@ -188,8 +193,7 @@ def evaluation_figure(summary: pd.DataFrame, title: str = "") -> Figure:
         coverage_ax.set(xlabel="number of anchors k", ylabel="90% interval coverage")
         coverage_ax.set_ylim(0, 1.02)
         for ax in (mae_ax, coverage_ax):
-            ax.set_xscale("log")
-            ax.set_xticks(ks, [str(k) for k in ks])
+            _k_axis(ax, ks)
             ax.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     if title:
