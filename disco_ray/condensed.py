@@ -161,7 +161,8 @@ class CondensedBenchmark:
                 f"{100 * self.choice['cv_mae']:.2f} pp")
 
     def predict(self, outputs: ModelOutputs) -> list[Prediction]:
-        """Predict every model's full score from its outputs on (at least) the anchors."""
+        """Predict every model's full score from its outputs on (at least) the anchors (the
+        anchor accuracy rounded to 1e-6: the features are float32)."""
         anchors = outputs.sample_index(self.anchor_ids)
         self._check_compatible(outputs)
         X = anchor_features(outputs, anchors)
@@ -175,7 +176,7 @@ class CondensedBenchmark:
             half = max(wide, self._halfwidth) if why or far else self._halfwidth
             upper = float(min(score + half, 1.0))
             result.append(Prediction(str(model_id), float(score), float(max(score - half, 0.0)),
-                                     upper, float(acc), bool(why), why,
+                                     upper, round(float(acc), 6), bool(why), why,
                                      not why and bool(at_frontier(upper, best))))
         return result
 
