@@ -200,3 +200,15 @@ def test_cuda_bfloat16_keeps_the_float32_choice(model_dir, samples, reference):
     same_choice = np.mean([np.argmax(g) == np.argmax(w) for g, w in multi])
     assert same_choice >= 0.9
     backend.close()
+
+
+def test_a_checkpoint_on_object_storage_is_staged_loaded_and_removed(model_dir, samples,
+                                                                   reference, tmp_path):
+    """A `file://` URI takes the path an `s3://` one does (pyarrow.fs): copied under the staging
+    root, loaded, deleted; the scores are those of the local checkpoint."""
+    stage = tmp_path / "stage"
+    backend = _backend(f"file://{model_dir}", stage_dir=str(stage))
+    got = backend.loglikelihoods(samples)
+    for value, expected in zip(got, reference[0], strict=True):
+        np.testing.assert_allclose(value, expected, atol=1e-4)
+    assert list(stage.iterdir()) == []   # the copy is gone once the model is loaded

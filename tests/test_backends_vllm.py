@@ -205,3 +205,31 @@ def test_real_engine_matches_hf_backend(tmp_path):
         backend.close()
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, atol=1e-3, rtol=0)
+
+
+def test_engine_arguments_follow_the_spec(monkeypatch):
+    """`start_engine` against stand-ins for vLLM's documented `LLM`, `SamplingParams` and
+    `vllm.inputs.TokensPrompt`: remote code stays off unless asked, options reach the engine."""
+    seen = {}
+
+    class StandInLLM:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+            self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(max_model_len=2048))
+
+    vllm = SimpleNamespace(LLM=StandInLLM, SamplingParams=object)
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", SimpleNamespace(TokensPrompt=dict))
+    from disco_ray.backends.vllm import start_engine
+
+    engine = start_engine(ModelSpec("m", "vllm", "s3://bucket/step-9", tensor_parallel_size=2,
+                                    options={"load_format": "runai_streamer", "stage": False,
+                                             "dtype": "bfloat16", "letter_logprobs": 50}))
+    assert seen["model"] == "s3://bucket/step-9" and seen["tensor_parallel_size"] == 2
+    assert seen["trust_remote_code"] is False and seen["load_format"] == "runai_streamer"
+    assert seen["dtype"] == "bfloat16" and seen["max_logprobs"] == 50
+    assert seen["max_model_len"] is None and engine.max_model_len == 2048
+    start_engine(ModelSpec("m", "vllm", "/ckpts/step-9", trust_remote_code=True,
+                           options={"max_model_len": 4096}))
+    assert seen["load_format"] == "auto" and seen["trust_remote_code"] is True
+    assert seen["max_model_len"] == 4096 and seen["max_logprobs"] == 20

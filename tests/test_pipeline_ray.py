@@ -27,6 +27,7 @@ from disco_ray.distributed.scheduler import evaluate_models  # noqa: E402
 from disco_ray.io import read_outputs, write_outputs  # noqa: E402
 from disco_ray.pipeline import choice_count, model_outputs, run  # noqa: E402
 from disco_ray.tasks import load_task  # noqa: E402
+from disco_ray.zoo.tiny_llm import build_once  # noqa: E402
 
 from helpers import synthetic_population  # noqa: E402
 
@@ -141,26 +142,38 @@ def test_replay_pipeline_matches_in_memory_condense(ray_session, tmp_path):
     assert info["failed"] == {} and info["cost_share"] == pytest.approx(12 / 60)
 
 
-def test_tiny_gpt2_hf_pipeline_then_cached_rerun(ray_session, tmp_path):
-    config = config_from_dict({
+def tiny_config(tmp_path: Path, stage_dir: Path) -> dict:
+    """Tiny GPT-2 references built by the zoo's factory; the target is a checkpoint in a
+    `file://` "bucket" (the code path of `s3://`: listed, staged to `stage_dir`, loaded)."""
+    build_once(tmp_path / "bucket" / "tiny-target-100", seed=100, n_layer=1, n_embd=32)
+    return {
         "name": "tiny", "task": {"path": str(SMOKE_TASK), "options": {"limit": 40}},
         "references": {"factory": "disco_ray.zoo.tiny_llm:references",
                        "factory_options": {"count": 3}},
-        "targets": {"factory": "disco_ray.zoo.tiny_llm:targets",
-                    "factory_options": {"count": 1}, "compute_true_score": True},
+        "targets": {"glob": f"file://{tmp_path}/bucket/tiny-target-*",
+                    "defaults": {"backend": "hf", "device": "cpu",
+                                 "options": {"stage_dir": str(stage_dir)}},
+                    "compute_true_score": True},
         "condense": {"k": 8, "method": "random_direct"},
-        "resources": {"cpus_per_model": 1, "batch_size": 20}, "report": False})
+        "resources": {"cpus_per_model": 1, "batch_size": 20}, "report": False}
+
+
+def test_tiny_gpt2_hf_pipeline_then_cached_rerun(ray_session, tmp_path):
+    config = config_from_dict(tiny_config(tmp_path, tmp_path / "stage"))
     out = tmp_path / "out"
     first = run(config, output=out, quiet=True)
     (prediction,) = first.predictions
     assert prediction["model_id"] == "tiny-target-100"
+    assert list((tmp_path / "stage").iterdir()) == []   # staged, loaded, removed
     assert 0 <= prediction["true_score"] <= 1 and 0 <= prediction["score"] <= 1
     assert (out / "condensed" / "condensed.json").is_file()
     parts = sorted((out / "outputs").rglob("*.parquet"))
     assert len(parts) == 4
     mtimes = [p.stat().st_mtime_ns for p in parts]
 
-    second = run(config, output=out, quiet=True)
+    # staged elsewhere: the same outputs, so nothing is recomputed
+    second = run(config_from_dict(tiny_config(tmp_path, tmp_path / "elsewhere")), output=out,
+                 quiet=True)
     assert [p.stat().st_mtime_ns for p in parts] == mtimes
     info = json.loads((out / "run.json").read_text())
     assert all(model["cached"] for model in info["models"].values())

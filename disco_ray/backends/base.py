@@ -17,7 +17,8 @@ class ModelSpec:
     Attributes:
         name: unique model id used in outputs and caches.
         backend: registry name (`hf`, `vllm`, `classifier`, `replay`).
-        path: local path, `s3://` URI or Hugging Face id.
+        path: local path, Hugging Face id, or a URI on object storage (`s3://`, `gs://`:
+            copied to the node's disk to load, `backends.staging`).
         tensor_parallel_size: GPUs per model (vllm); 1 elsewhere.
         device: `cpu`, `cuda` or `auto`.
         trust_remote_code: off unless the user turns it on.
@@ -57,7 +58,8 @@ def register_backend(name: str) -> Callable:
 
 
 def load_backend(spec: ModelSpec) -> Backend:
-    """Load the model described by `spec` with its backend (imports the backend lazily)."""
+    """Load the model described by `spec` with its backend (imports the backend lazily; a
+    `path` on object storage is staged to local disk for the load: `staging`)."""
     import importlib
     if spec.backend not in _REGISTRY:
         try:
@@ -69,4 +71,7 @@ def load_backend(spec: ModelSpec) -> Backend:
         known = ", ".join(sorted(set(_REGISTRY) | {"hf", "vllm", "classifier", "replay"}))
         raise ValueError(f"model '{spec.name}': field 'backend': unknown backend "
                          f"'{spec.backend}'. Fix: use one of {known}")
-    return _REGISTRY[spec.backend](spec)
+    from disco_ray.backends.staging import local_checkpoint
+
+    with local_checkpoint(spec) as local:   # a URI path is loaded from a local copy
+        return _REGISTRY[spec.backend](local)

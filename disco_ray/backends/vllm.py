@@ -17,7 +17,8 @@ re-scored on the per-option path, so results are always exact.
 Options (`ModelSpec.options`): max_model_len (default: the model's; set it to the benchmark's
 longest prompt), max_num_batched_tokens (4096), dtype ("auto"), gpu_memory_utilization (0.9),
 letter_fast_path (False), letter_logprobs (20; the engine's max_logprobs is raised to match),
-add_bos_token (False).
+add_bos_token (False), load_format ("auto"; "runai_streamer" with `stage: false` streams an
+`s3://` checkpoint instead of staging it to local disk, `backends.staging`).
 
 `del llm` does not reliably free GPU memory: host one model per worker process.
 """
@@ -119,7 +120,8 @@ def start_engine(spec: ModelSpec) -> VllmEngine:
               max_num_batched_tokens=int(options.get("max_num_batched_tokens", 4096)),
               dtype=options.get("dtype", "auto"),
               gpu_memory_utilization=float(options.get("gpu_memory_utilization", 0.9)),
-              max_logprobs=max(20, int(options.get("letter_logprobs", 20))))
+              max_logprobs=max(20, int(options.get("letter_logprobs", 20))),
+              load_format=options.get("load_format", "auto"))
     max_model_len = options.get("max_model_len") or llm.llm_engine.model_config.max_model_len
     return VllmEngine(llm, SamplingParams, TokensPrompt, int(max_model_len))
 

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from disco_ray.backends.base import ModelSpec
+from disco_ray.backends.staging import STAGING_OPTIONS
 from disco_ray.io import atomic_path, read_parquet
 from disco_ray.io.parquet import outputs_table
 from disco_ray.outputs import ModelOutputs, OutputsError
@@ -40,8 +41,11 @@ def samples_hash(task: Task) -> str:
 
 
 def cache_key(spec: ModelSpec, task: Task, n_choices: int) -> str:
-    """The key of one model's outputs on `task` (padded to `n_choices` choices)."""
-    record = {"spec": dataclasses.asdict(spec), "task": task.name, "metric": task.metric,
+    """The key of one model's outputs on `task` (padded to `n_choices` choices); where its
+    checkpoint is staged (`STAGING_OPTIONS`) does not change them."""
+    options = {k: v for k, v in spec.options.items() if k not in STAGING_OPTIONS}
+    record = {"spec": dataclasses.asdict(dataclasses.replace(spec, options=options)),
+              "task": task.name, "metric": task.metric,
               "samples": samples_hash(task), "n_choices": n_choices}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 

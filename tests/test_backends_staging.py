@@ -1,0 +1,52 @@
+"""Checkpoints on object storage are copied to local disk for loading, then removed."""
+
+from pathlib import Path
+
+import pytest
+
+from disco_ray.backends.base import ModelSpec
+from disco_ray.backends.staging import STAGE_ENV, is_uri, local_checkpoint
+
+
+def _spec(path: str, **options) -> ModelSpec:
+    return ModelSpec("org/ckpt step 9", "hf", path, options=options)
+
+
+def test_only_uris_are_staged():
+    assert is_uri("s3://bucket/ckpts/step-9") and is_uri("gs://b/x") and is_uri("file:///x")
+    assert not is_uri("meta-llama/Llama-3.1-8B") and not is_uri("/ckpts/step-9")
+    for spec in (_spec("/ckpts/step-9"), _spec("s3://bucket/step-9", stage=False)):
+        with local_checkpoint(spec) as local:
+            assert local is spec
+
+
+def test_a_directory_and_a_file_are_copied_under_the_root_then_removed(tmp_path, monkeypatch):
+    source = tmp_path / "bucket" / "step-9"
+    (source / "sub").mkdir(parents=True)
+    (source / "config.json").write_text("{}")
+    (source / "sub" / "weights.bin").write_bytes(b"\x00" * 1000)
+    monkeypatch.setenv(STAGE_ENV, str(tmp_path / "stage"))
+    with local_checkpoint(_spec(f"file://{source}")) as local:
+        staged = Path(local.path)
+        assert staged.parent == tmp_path / "stage"
+        assert staged.name.startswith("disco_ray-org_ckpt_step_9-")
+        assert (staged / "config.json").read_text() == "{}"
+        assert (staged / "sub" / "weights.bin").stat().st_size == 1000
+        assert local.name == "org/ckpt step 9" and local.backend == "hf"
+    assert list((tmp_path / "stage").iterdir()) == []
+    with local_checkpoint(_spec(f"file://{source}/config.json",
+                                stage_dir=str(tmp_path / "own"))) as local:
+        assert Path(local.path).name == "config.json"
+        assert Path(local.path).read_text() == "{}"
+    assert list((tmp_path / "own").iterdir()) == []
+
+
+def test_a_missing_or_unreadable_uri_names_the_model_and_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model 'org/ckpt step 9': field 'path': "
+                                                "file://.*/nothing does not exist. Fix"):
+        with local_checkpoint(_spec(f"file://{tmp_path}/nothing", stage_dir=str(tmp_path))):
+            pass
+    with pytest.raises(OSError, match="cannot read nosuch://x/y .*Fix: check the URI"):
+        with local_checkpoint(_spec("nosuch://x/y", stage_dir=str(tmp_path))):
+            pass
+    assert list(tmp_path.iterdir()) == []   # nothing left behind
