@@ -20,13 +20,13 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from scipy.special import softmax
 
-from disco_ray.backends.base import ModelSpec
+from disco_ray.backends.base import ModelSpec, known_backends
 from disco_ray.condensed import (CondensedBenchmark, CondenseSettings, Prediction, condense,
                                  selection_candidates)
 from disco_ray.config import (RunConfig, call_factory, config_error, load_config,
                               resolve_models)
 from disco_ray.distributed.actors import Loader
-from disco_ray.distributed.cache import OutputCache, cache_key, read_parts
+from disco_ray.distributed.cache import OutputCache, cache_key, part_name, read_parts
 from disco_ray.io import atomic_path
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs, OutputsError
@@ -140,6 +140,8 @@ def _stages(state: _Run) -> RunResult:
         task = load_run_task(config, out)
     with state.stage("resolve_models"):
         references, targets = resolve_run_models(config, out)
+        if state.loader is None:   # a custom loader may know other backends
+            _check_backends(config.source, references + targets)
     full_parts = _evaluate_full_task(state, task, references, targets)
     bench = _condense(state, task, {s.name: full_parts[s.name] for s in references
                                     if s.name in full_parts})
@@ -201,6 +203,12 @@ def load_run_task(config: RunConfig, output_dir: Path) -> Task:
             raise config_error(config.source, "task.factory", f"returned "
                                f"{type(task).__name__}", "return a disco_ray.tasks.Task")
     else:
+        if section.path and not Path(section.path).is_file():
+            raise config_error(config.source, "task.path", f"{section.path} not found (a "
+                               f"relative path is read from the current directory, "
+                               f"{Path.cwd()})", "run from the directory the config's paths "
+                               "are relative to (the repository root for the shipped configs),"
+                               " or give an absolute path")
         task = load_task(section.name or section.path, **section.options)
     if config.condense.k > len(task.samples):   # refused before any model runs
         raise config_error(config.source, "condense.k", f"{config.condense.k} anchors requested "
@@ -219,8 +227,24 @@ def resolve_run_models(config: RunConfig, output_dir: Path
     if duplicates:
         raise config_error(config.source, "references/targets", f"model names appear more "
                            f"than once: {duplicates[:5]}", "give every model a unique name")
+    files: dict[str, str] = {}
+    for name in names:   # 'org/ckpt' and 'org_ckpt' would share one cache part
+        other = files.setdefault(part_name(name), name)
+        if other != name:
+            raise config_error(config.source, "references/targets", f"model names '{other}' "
+                               f"and '{name}' share the cache file {part_name(name)}",
+                               "rename one of them")
     log.info("%d reference model(s), %d target model(s)", len(references), len(targets))
     return references, targets
+
+
+def _check_backends(source: str, specs: list[ModelSpec]) -> None:
+    """Refuse an unknown backend name before any model runs (the actor would fail late)."""
+    known = known_backends()
+    for spec in specs:
+        if spec.backend not in known:
+            raise config_error(source, f"model '{spec.name}': backend", f"unknown backend "
+                               f"'{spec.backend}'", f"use one of {', '.join(known)}")
 
 
 def _evaluate(state: _Run, task: Task, jobs: Sequence[tuple[ModelSpec, OutputCache]],
@@ -325,7 +349,7 @@ def _write_results(state: _Run, task: Task, bench: CondensedBenchmark, predictio
     with atomic_path(out / "predictions.csv") as tmp:
         pd.DataFrame(predictions, columns=columns).to_csv(tmp, index=False)
     n = len(task.samples)
-    info = {"name": state.config.name, "config": state.config.to_json(),
+    info = {"name": state.config.name, "output_dir": str(out), "config": state.config.to_json(),
             "timings_s": state.timings, "n_references": bench.references.n_models,
             "n_targets": n_targets,
             "n_samples": n, "k": bench.k, "cost_share": bench.k / n if n_targets else None,

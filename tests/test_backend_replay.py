@@ -51,6 +51,16 @@ def test_missing_model_is_a_clear_error(stored):
         _backend(stored, name="gamma")
 
 
+def test_a_file_of_one_model_replays_it_whatever_the_name(tmp_path):
+    """A glob of per-model files names each model after its file ('beta.parquet')."""
+    one = ModelOutputs.from_probs(["beta"], ["q0", "q1", "q2"], PROBS[1:], gold=np.array([0, 1, 0]))
+    path = write_outputs(one, tmp_path / "beta.parquet")
+    got = _backend(path, name="beta.parquet").loglikelihoods([SAMPLES[0]])
+    np.testing.assert_allclose(got[0], np.log(PROBS[1, 0]), rtol=1e-6)
+    with pytest.raises(ReplayError, match="model 'alpha' is not in the file"):
+        _backend(path, name="x", model_id="alpha")   # an explicit id is still checked
+
+
 def test_choice_count_mismatch_is_a_clear_error(stored):
     wrong = MCSample("q0", "ctx", (" a", " b"), 0)
     with pytest.raises(ReplayError, match="has 2 choices"):

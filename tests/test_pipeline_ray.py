@@ -261,3 +261,33 @@ def test_outputs_are_padded_softmaxes_cached_under_their_key(tmp_path):
     assert cache.has(spec.name, key)
     assert not cache.has(spec.name, cache_key(spec, task.subset(task.sample_ids[:5]), 4))
     np.testing.assert_array_equal(read_parts([cache.part(spec.name)]).probs, outputs.probs)
+
+
+def test_the_cache_key_follows_the_checkpoint_not_the_throughput_settings(tmp_path):
+    task = load_task(SMOKE_TASK, limit=5)
+    checkpoint = tmp_path / "step-9"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"v1")
+    spec = ModelSpec("step-9", "hf", str(checkpoint), options={"batch_size": 8, "dtype": "fp32"})
+    key = cache_key(spec, task, 4)
+    faster = dict(spec.options, batch_size=64, stage_dir="/nvme")
+    assert cache_key(ModelSpec("step-9", "hf", str(checkpoint), options=faster), task, 4) == key
+    other = dict(spec.options, dtype="bf16")   # changes the outputs
+    assert cache_key(ModelSpec("step-9", "hf", str(checkpoint), options=other), task, 4) != key
+    (checkpoint / "model.safetensors").write_bytes(b"v2 retrained")   # same path, new weights
+    assert cache_key(spec, task, 4) != key
+
+
+def test_names_that_share_a_cache_file_or_an_unknown_backend_stop_the_run_early(tmp_path):
+    entries = [{"name": "org/ckpt"}, {"name": "org_ckpt"}]
+    config = config_from_dict(fake_config(tmp_path, targets={
+        "models": entries, "defaults": {"backend": "fake", "path": "-"}}), "run.yaml")
+    with pytest.raises(ValueError, match="run.yaml: field 'references/targets': model names "
+                                         "'org/ckpt' and 'org_ckpt' share the cache file "
+                                         "org_ckpt.parquet. Fix: rename one"):
+        run(config, quiet=True, loader=load)
+    unknown = config_from_dict(fake_config(tmp_path), "run.yaml")   # backend 'fake'
+    with pytest.raises(ValueError, match="field 'model 'ref0': backend': unknown backend 'fake'"
+                                         ". Fix: use one of classifier, hf, replay, vllm"):
+        run(unknown, quiet=True)   # without the test's loader, only the known backends load
+    assert not (tmp_path / "out" / "outputs").exists()   # no model ran

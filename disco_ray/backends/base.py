@@ -47,6 +47,12 @@ class Backend(Protocol):
 
 
 _REGISTRY: dict[str, Callable[[ModelSpec], Backend]] = {}
+BUILTIN_BACKENDS = ("hf", "vllm", "classifier", "replay")   # modules of this package
+
+
+def known_backends() -> list[str]:
+    """The backend names `load_backend` can load: the built-in ones and any registered."""
+    return sorted(set(_REGISTRY) | set(BUILTIN_BACKENDS))
 
 
 def register_backend(name: str) -> Callable:
@@ -68,7 +74,7 @@ def load_backend(spec: ModelSpec) -> Backend:
             if err.name != f"disco_ray.backends.{spec.backend}":
                 raise
     if spec.backend not in _REGISTRY:
-        known = ", ".join(sorted(set(_REGISTRY) | {"hf", "vllm", "classifier", "replay"}))
+        known = ", ".join(known_backends())
         raise ValueError(f"model '{spec.name}': field 'backend': unknown backend "
                          f"'{spec.backend}'. Fix: use one of {known}")
     from disco_ray.backends.staging import local_checkpoint

@@ -1,8 +1,8 @@
 """Replay outputs already on disk: a model's stored choice probabilities, served as a backend.
 
 `spec.path` is anything `disco_ray.io.read_outputs` reads (shared `.npz`, the project's Parquet,
-lm-eval `samples_*.jsonl`); the model is `options["model_id"]` (default: `spec.name`). Options
-`task` and `metric` go to the lm-eval reader.
+lm-eval `samples_*.jsonl`); the model is `options["model_id"]` (default: the file's only model,
+or `spec.name` when it holds several). Options `task` and `metric` go to the lm-eval reader.
 
 The stored probabilities are final: `log(probs)` is returned, so score the task with metric
 `acc` (lm-eval's acc_norm normalisation, if any, is already inside the probabilities).
@@ -34,7 +34,7 @@ class ReplayBackend:
 
         outputs = read_outputs(spec.path, **{k: v for k, v in spec.options.items()
                                              if k in READER_OPTIONS})
-        self.model_id = str(spec.options.get("model_id", spec.name))
+        self.model_id = _stored_model(outputs.model_ids, spec)
         where = f"{outputs.source}: model '{self.model_id}'"
         rows = np.flatnonzero(outputs.model_ids == self.model_id)
         if len(rows) == 0:
@@ -75,6 +75,13 @@ class ReplayBackend:
     def close(self) -> None:
         """Drop the stored probabilities."""
         self._probs = None
+
+
+def _stored_model(model_ids: np.ndarray, spec: ModelSpec) -> str:
+    """The model to replay: `options.model_id`, else the file's only model, else `spec.name`."""
+    if "model_id" in spec.options:
+        return str(spec.options["model_id"])
+    return str(model_ids[0]) if len(model_ids) == 1 else spec.name
 
 
 @register_backend("replay")

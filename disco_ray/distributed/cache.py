@@ -2,8 +2,9 @@
 
 Each model's outputs are one Parquet part (`disco_ray.io` format) written atomically, so an
 interrupted run leaves whole parts only. The part also stores a cache key (sha256 of the model
-spec, the task name and metric, the content of the scored samples and the choice count); a rerun
-with the same output directory reuses every part whose key still matches.
+spec less its throughput options, the size and modification time of a local checkpoint's files,
+the task name and metric, the content of the scored samples and the choice count); a rerun with
+the same output directory reuses every part whose key still matches.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from disco_ray.backends.base import ModelSpec
-from disco_ray.backends.staging import STAGING_OPTIONS
+from disco_ray.backends.staging import STAGING_OPTIONS, is_uri
 from disco_ray.io import atomic_path, read_parquet
 from disco_ray.io.parquet import outputs_table
 from disco_ray.outputs import ModelOutputs, OutputsError
 from disco_ray.tasks.base import Task
 
 CACHE_KEY = b"disco_ray_cache_key"
+# options that change how fast or from where a model runs, not its outputs
+THROUGHPUT_OPTIONS = ("batch_size", "max_num_batched_tokens", "gpu_memory_utilization",
+                      *STAGING_OPTIONS)
 
 
 def samples_hash(task: Task) -> str:
@@ -41,13 +45,31 @@ def samples_hash(task: Task) -> str:
 
 
 def cache_key(spec: ModelSpec, task: Task, n_choices: int) -> str:
-    """The key of one model's outputs on `task` (padded to `n_choices` choices); where its
-    checkpoint is staged (`STAGING_OPTIONS`) does not change them."""
-    options = {k: v for k, v in spec.options.items() if k not in STAGING_OPTIONS}
+    """The key of one model's outputs on `task` (padded to `n_choices` choices). Options that
+    change only how fast or from where a model runs (`THROUGHPUT_OPTIONS`) leave it unchanged;
+    rewriting a local checkpoint's files changes it (`checkpoint_stamp`)."""
+    options = {k: v for k, v in spec.options.items() if k not in THROUGHPUT_OPTIONS}
     record = {"spec": dataclasses.asdict(dataclasses.replace(spec, options=options)),
+              "checkpoint": checkpoint_stamp(spec.path),
               "task": task.name, "metric": task.metric,
               "samples": samples_hash(task), "n_choices": n_choices}
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def checkpoint_stamp(path: str) -> list[tuple[str, int, int]] | None:
+    """(file, size, mtime in ns) of every file of a local checkpoint (a file or a directory);
+    None for a Hugging Face id, a URI, or a path this machine does not see."""
+    root = Path(path)
+    if is_uri(path) or not root.exists():
+        return None
+    files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file())
+    return [(f.name if f == root else str(f.relative_to(root)), f.stat().st_size,
+             f.stat().st_mtime_ns) for f in files]
+
+
+def part_name(model: str) -> str:
+    """The file name of `model`'s part (characters unsafe in file names become `_`)."""
+    return f"{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.parquet"
 
 
 @dataclass(frozen=True)
@@ -57,8 +79,8 @@ class OutputCache:
     directory: Path
 
     def part(self, model: str) -> Path:
-        """The part file of `model` (characters unsafe in file names become `_`)."""
-        return self.directory / f"{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.parquet"
+        """The part file of `model` (`part_name`)."""
+        return self.directory / part_name(model)
 
     def has(self, model: str, key: str) -> bool:
         """True if `model`'s part exists and was computed under `key`."""
