@@ -7,6 +7,7 @@ cluster's share of the items.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -73,6 +74,7 @@ def cluster_k(embedding: np.ndarray, k: int, seed: int,
     Weights are cluster sizes / N, aligned with the (sorted) anchors; they sum to 1.
     """
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     embedding = np.asarray(embedding, dtype=np.float64)
     n = len(embedding)
@@ -81,7 +83,11 @@ def cluster_k(embedding: np.ndarray, k: int, seed: int,
         return np.arange(n), np.full(n, 1.0 / n)
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1):      # OpenMP threads thrash on small, busy machines
+    # One OpenMP thread: more thrash on small, busy machines. Fewer distinct items than k is
+    # fine (an empty cluster takes the nearest free item below), so KMeans's
+    # ConvergenceWarning about it is not for the user.
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
         km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(embedding)
     distance = ((embedding[:, None, :] - km.cluster_centers_[None]) ** 2).sum(-1) \
         if n * k * embedding.shape[1] < 5e7 else km.transform(embedding) ** 2

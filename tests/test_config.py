@@ -146,3 +146,14 @@ def test_task_from_file_with_options(tmp_path):
     with pytest.raises(ConfigError, match="run.yaml: field 'condense.k': 6 anchors requested but "
                                           "task 'smoke_task' has 5 samples. Fix: choose k <= 5"):
         load_run_task(config, tmp_path)
+
+
+def test_a_missing_task_file_names_the_field_and_the_directory_it_was_read_from(tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = config_from_dict(with_changes(task={"path": "configs/data/smoke_task.jsonl"}),
+                              "run.yaml")
+    with pytest.raises(ConfigError, match=f"run.yaml: field 'task.path': configs/data/smoke_task"
+                                          f".jsonl not found .*current directory, {tmp_path}\\)"
+                                          ". Fix: run from the directory"):
+        load_run_task(config, tmp_path)

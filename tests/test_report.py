@@ -118,6 +118,7 @@ def test_report_without_reference_outputs_or_true_scores(report, tmp_path):
     # predicted intervals + disagreement; no curve, no targets-against-references figure
     assert len(embedded_pngs(html)) == 2
     assert "Predicted scores" in html and "not computed" in html
+    assert "<th>true</th>" not in html and "<th>error (pp)</th>" not in html
     header, first_row = summary_table(out).splitlines()[:2]
     # without true scores the table has no true / error columns
     assert header.split() == ["model", "predicted", "90%", "interval", "flag"]
@@ -154,5 +155,7 @@ def test_population_figure_places_references_and_targets():
     assert np.allclose(markers["target"].get_xydata(), [[60, 50]])
     assert np.allclose(markers["out of population"].get_xydata(), [[95, 90]])
     assert np.allclose(markers["at the frontier"].get_xydata(), [[78, 66]])
-    vertical, horizontal = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
-    assert np.allclose(vertical.get_xdata(), 80) and np.allclose(horizontal.get_ydata(), 70)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    # two different references in general: each line says which extreme it marks
+    assert np.allclose(lines["highest reference anchor accuracy"].get_xdata(), 80)
+    assert np.allclose(lines["highest reference score"].get_ydata(), 70)

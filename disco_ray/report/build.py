@@ -51,9 +51,10 @@ def _population_figure(result: RunOutput, references: ModelOutputs) -> ReportFig
         "Each reference model's accuracy on the anchors against its true full-benchmark score "
         "(grey), and each target's anchor accuracy against its predicted score with its 90% "
         "interval (red: outside the reference population; amber: at the frontier). A target "
-        "right of or above the "
-        "dashed lines lies beyond every reference: its prediction extrapolates a relation "
-        "that the references cannot check there, so treat it as rough."))
+        "right of the dashed line (the highest anchor accuracy of any reference) or above the "
+        "dotted one (the highest score) lies beyond every reference: its prediction "
+        "extrapolates a relation that the references cannot check there, so treat it as "
+        "rough."))
 
 
 def _curve_figure(result: RunOutput, references: ModelOutputs,

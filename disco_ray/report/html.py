@@ -62,10 +62,12 @@ def _cell(value: float | None, spec: str, suffix: str = "") -> str:
 
 
 def model_table(rows: list[dict]) -> str:
-    """The per-model table: model, predicted, 90% interval, true, error, population check."""
+    """The per-model table: model, predicted, 90% interval, true and error (when some target
+    has a true score), anchor accuracy, population check."""
+    truth = any(r["true"] is not None for r in rows)
     head = ("<tr><th class='name'>model</th><th>predicted</th><th>90% interval</th>"
-            "<th>true</th><th>error (pp)</th><th>anchor accuracy</th>"
-            "<th class='name'>population check</th></tr>")
+            + ("<th>true</th><th>error (pp)</th>" if truth else "")
+            + "<th>anchor accuracy</th><th class='name'>population check</th></tr>")
     body = []
     for r in rows:
         if r["out_of_population"]:
@@ -79,8 +81,9 @@ def model_table(rows: list[dict]) -> str:
             f"<tr class='{style}'>"
             f"<td class='name'>{escape(r['model'])}</td>"
             f"<td>{r['predicted']:.1f}%</td><td>[{r['lower']:.1f}, {r['upper']:.1f}]</td>"
-            f"<td>{_cell(r['true'], '.1f', '%')}</td><td>{_cell(r['error'], '+.1f')}</td>"
-            f"<td>{r['anchor_accuracy']:.1f}%</td>{check}</tr>")
+            + (f"<td>{_cell(r['true'], '.1f', '%')}</td><td>{_cell(r['error'], '+.1f')}</td>"
+               if truth else "")
+            + f"<td>{r['anchor_accuracy']:.1f}%</td>{check}</tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 

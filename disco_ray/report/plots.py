@@ -120,8 +120,9 @@ def _intervals(predictions: list[dict], reference_scores: np.ndarray | None) -> 
 def population_figure(predictions: list[dict], reference_accuracy: np.ndarray,
                       reference_scores: np.ndarray) -> Figure:
     """Anchor accuracy against score: the references (their true scores) and each target (its
-    prediction, 90% interval, true score when known). Dashed lines mark the strongest
-    reference's anchor accuracy and score; a target beyond either is extrapolated."""
+    prediction, 90% interval, true score when known). Lines mark the highest anchor accuracy
+    (dashed) and the highest score (dotted) of any reference, two references in general; a
+    target beyond either is extrapolated."""
     fig, ax = _figure(6.4, 5.2)
     ax.scatter(100 * reference_accuracy, 100 * reference_scores, s=10, color=REFERENCE,
                label="references (true score)")
@@ -131,8 +132,9 @@ def population_figure(predictions: list[dict], reference_accuracy: np.ndarray,
     if np.isfinite(true).any():
         ax.scatter(accuracy, true, marker="x", color="black", zorder=3, label="target (true)")
     ax.axvline(100 * reference_accuracy.max(), linestyle="--", color="black", lw=1,
-               label="strongest reference")
-    ax.axhline(100 * reference_scores.max(), linestyle="--", color="black", lw=1)
+               label="highest reference anchor accuracy")
+    ax.axhline(100 * reference_scores.max(), linestyle=":", color="black", lw=1,
+               label="highest reference score")
     ax.set(xlabel="accuracy on the anchors (%)", ylabel="full-benchmark score (%)",
            title="Where the targets lie against the references")
     ax.grid(alpha=0.3)
