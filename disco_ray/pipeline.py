@@ -20,10 +20,10 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from scipy.special import softmax
 
-from disco_ray.backends.base import ModelSpec, known_backends
+from disco_ray.backends.base import ModelSpec, check_spec
 from disco_ray.condensed import (CondensedBenchmark, CondenseSettings, Prediction, condense,
                                  selection_candidates)
-from disco_ray.config import (RunConfig, call_factory, config_error, load_config,
+from disco_ray.config import (ConfigError, RunConfig, call_factory, config_error, load_config,
                               resolve_models)
 from disco_ray.distributed.actors import Loader
 from disco_ray.distributed.cache import OutputCache, cache_key, part_name, read_parts
@@ -35,6 +35,9 @@ from disco_ray.tasks.base import Task
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("configs") / "demo.yaml"
+
+
+RUN_MARKERS = ("run.json", "outputs", "condensed")   # what an earlier (or interrupted) run left
 
 
 class PipelineError(RuntimeError):
@@ -118,12 +121,23 @@ def run(config: RunConfig, *, output: str | Path | None = None, address: str | N
             custom backends that are not importable by name on the workers.
     """
     output_dir = Path(output or config.output or Path("runs") / config.name)
+    _check_output_dir(config.source, output_dir)
     address = address or config.ray.address or os.environ.get("RAY_ADDRESS")
     log.info("run '%s' -> %s", config.name, output_dir)
     with contextlib.ExitStack() as exits:
         result = _stages(_Run(config, output_dir, loader, quiet, address, exits))
     _report(config, output_dir)
     return result
+
+
+def _check_output_dir(source: str, output_dir: Path) -> None:
+    """Refuse a non-empty directory that holds no earlier run: a run writes run.json, the
+    predictions and the report there, over whatever has those names."""
+    if output_dir.is_file() or (output_dir.is_dir() and any(output_dir.iterdir()) and not any(
+            (output_dir / name).exists() for name in RUN_MARKERS)):
+        raise config_error(source, "output", f"{output_dir} is not empty and holds no earlier "
+                           f"run ({', '.join(RUN_MARKERS)})", "choose a new or empty directory "
+                           "(or give --output)")
 
 
 def _default_config() -> Path:
@@ -180,13 +194,23 @@ def _condense(state: _Run, task: Task, ref_parts: dict[str, Path]) -> CondensedB
 
 def _evaluate_targets(state: _Run, task: Task, bench: CondensedBenchmark,
                       targets: list[ModelSpec], full_parts: dict[str, Path]) -> dict[str, Path]:
-    """Targets without full-task outputs run on the anchors only; every target's part."""
+    """Targets without full-task outputs run on the anchors only; every target's part. Full-task
+    outputs an earlier run cached (with compute_true_score) hold the anchors: they are used."""
+    cache, n_choices = state.cache("targets"), choice_count(task)
     todo = [s for s in targets if s.name not in full_parts and s.name not in state.failed]
+    cached_full = {s.name: cache.part(s.name) for s in todo
+                   if cache.has(s.name, cache_key(s, task, n_choices))}
+    for name in cached_full:
+        state.models[name] = {"phase": "full task", "n_samples": len(task.samples),
+                              "cached": True}
+    if cached_full:
+        log.info("anchors: %d target(s) predicted from their cached full-task outputs",
+                 len(cached_full))
     with state.stage("evaluate_anchors"):
         anchor_parts = _evaluate(state, task.subset(bench.anchor_ids),
-                                 [(s, state.cache("targets")) for s in todo], choice_count(task),
-                                 "anchors")
-    parts = {**full_parts, **anchor_parts}
+                                 [(s, cache) for s in todo if s.name not in cached_full],
+                                 n_choices, "anchors")
+    parts = {**full_parts, **cached_full, **anchor_parts}
     return {s.name: parts[s.name] for s in targets if s.name in parts}
 
 
@@ -239,12 +263,13 @@ def resolve_run_models(config: RunConfig, output_dir: Path
 
 
 def _check_backends(source: str, specs: list[ModelSpec]) -> None:
-    """Refuse an unknown backend name before any model runs (the actor would fail late)."""
-    known = known_backends()
+    """Refuse an unknown backend or backend option before any model runs (the actor would
+    fail late, or ignore a misspelt option)."""
     for spec in specs:
-        if spec.backend not in known:
-            raise config_error(source, f"model '{spec.name}': backend", f"unknown backend "
-                               f"'{spec.backend}'", f"use one of {', '.join(known)}")
+        try:
+            check_spec(spec)
+        except ValueError as err:
+            raise ConfigError(f"{source}: {err}") from err
 
 
 def _evaluate(state: _Run, task: Task, jobs: Sequence[tuple[ModelSpec, OutputCache]],

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from disco_ray.backends.base import ModelSpec
+from disco_ray.backends.base import check_spec
 from disco_ray.config import (ConfigError, ModelsConfig, config_from_dict, list_paths,
                               load_config, resolve_models)
 from disco_ray.pipeline import load_run_task, resolve_run_models
@@ -48,6 +49,12 @@ def test_mmlu_config_parses_without_touching_s3():
     assert config.task.name == "mmlu" and config.targets.glob.startswith("s3://")
     assert len(config.references.models) == 10
     assert config.resources.gpus_per_model == "auto" and config.ray.address == "auto"
+    # every option it gives is one the vllm backend reads (a misspelt one would be refused)
+    target = ModelSpec("step-1", config.targets.defaults["backend"], "s3://b/step-1",
+                       options=config.targets.defaults["options"])
+    for spec in [*resolve_models(config.references, Path("."), "mmlu_vllm.yaml", "references"),
+                 target]:
+        check_spec(spec)
 
 
 def test_defaults_merge_into_entries_with_options_merged_key_by_key(tmp_path):

@@ -287,7 +287,40 @@ def test_names_that_share_a_cache_file_or_an_unknown_backend_stop_the_run_early(
                                          "org_ckpt.parquet. Fix: rename one"):
         run(config, quiet=True, loader=load)
     unknown = config_from_dict(fake_config(tmp_path), "run.yaml")   # backend 'fake'
-    with pytest.raises(ValueError, match="field 'model 'ref0': backend': unknown backend 'fake'"
-                                         ". Fix: use one of classifier, hf, replay, vllm"):
+    with pytest.raises(ValueError, match="run.yaml: model 'ref0': field 'backend': unknown "
+                                         "backend 'fake'. Fix: use one of classifier, hf, "
+                                         "replay, vllm"):
         run(unknown, quiet=True)   # without the test's loader, only the known backends load
+    misspelt = {"backend": "hf", "path": "-", "options": {"dtpye": "float32"}}
+    typo = config_from_dict(fake_config(tmp_path, references={
+        "models": [{"name": "r"}], "defaults": misspelt}), "run.yaml")
+    with pytest.raises(ValueError, match="run.yaml: model 'r': field 'options': backend 'hf' has "
+                                         "no option 'dtpye' \\(did you mean 'dtype'\\?\\)"):
+        run(typo, quiet=True)
     assert not (tmp_path / "out" / "outputs").exists()   # no model ran
+
+
+def test_full_task_outputs_of_targets_serve_a_later_anchors_only_run(ray_session, tmp_path):
+    """Switching compute_true_score off reruns no target: their cached full-task outputs hold
+    the anchors, and predictions are the same."""
+    quick = {"k": 10, "method": "random_direct"}
+    with_truth = fake_config(tmp_path, condense=quick)
+    with_truth["targets"] = {**with_truth["targets"], "compute_true_score": True}
+    first = run(config_from_dict(with_truth), quiet=True, loader=load)
+    before = loads(tmp_path / "record")
+    second = run(config_from_dict(fake_config(tmp_path, condense=quick)), quiet=True, loader=load)
+    assert loads(tmp_path / "record") == before   # nothing loaded again
+    assert [p["score"] for p in second.predictions] == [p["score"] for p in first.predictions]
+    assert all(p["true_score"] is None for p in second.predictions)
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["models"]["target0"] == {"phase": "full task", "n_samples": 40, "cached": True}
+
+
+def test_an_output_folder_of_other_files_is_refused_before_any_work(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    config = config_from_dict(fake_config(tmp_path), "run.yaml")
+    with pytest.raises(ValueError, match="run.yaml: field 'output': .*out is not empty and holds "
+                                         "no earlier run \\(run.json, outputs, condensed\\)"):
+        run(config, quiet=True, loader=load)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["notes.txt"]

@@ -47,7 +47,10 @@ class Backend(Protocol):
 
 
 _REGISTRY: dict[str, Callable[[ModelSpec], Backend]] = {}
+_OPTIONS: dict[str, tuple[str, ...] | None] = {}
 BUILTIN_BACKENDS = ("hf", "vllm", "classifier", "replay")   # modules of this package
+# options of every backend: where a checkpoint on object storage is staged (`staging`)
+STAGING_OPTIONS = ("stage", "stage_dir")
 
 
 def known_backends() -> list[str]:
@@ -55,18 +58,22 @@ def known_backends() -> list[str]:
     return sorted(set(_REGISTRY) | set(BUILTIN_BACKENDS))
 
 
-def register_backend(name: str) -> Callable:
-    """Decorator: make a backend factory loadable by name."""
+def register_backend(name: str, options: Sequence[str] | None = None) -> Callable:
+    """Decorator: make a backend factory loadable by name; `options`: the `ModelSpec.options`
+    keys it reads (None: any, e.g. a classifier's hyperparameters)."""
     def wrap(factory: Callable[[ModelSpec], Backend]) -> Callable[[ModelSpec], Backend]:
         _REGISTRY[name] = factory
+        _OPTIONS[name] = None if options is None else (*options, *STAGING_OPTIONS)
         return factory
     return wrap
 
 
-def load_backend(spec: ModelSpec) -> Backend:
-    """Load the model described by `spec` with its backend (imports the backend lazily; a
-    `path` on object storage is staged to local disk for the load: `staging`)."""
+def check_spec(spec: ModelSpec) -> None:
+    """Refuse an unknown backend or an option the backend does not read (a typo would
+    otherwise be ignored), naming the model, the field and the fix."""
+    import difflib
     import importlib
+
     if spec.backend not in _REGISTRY:
         try:
             importlib.import_module(f"disco_ray.backends.{spec.backend}")
@@ -74,9 +81,20 @@ def load_backend(spec: ModelSpec) -> Backend:
             if err.name != f"disco_ray.backends.{spec.backend}":
                 raise
     if spec.backend not in _REGISTRY:
-        known = ", ".join(known_backends())
         raise ValueError(f"model '{spec.name}': field 'backend': unknown backend "
-                         f"'{spec.backend}'. Fix: use one of {known}")
+                         f"'{spec.backend}'. Fix: use one of {', '.join(known_backends())}")
+    allowed = _OPTIONS[spec.backend]
+    for key in [] if allowed is None else [k for k in spec.options if k not in allowed]:
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(f"model '{spec.name}': field 'options': backend '{spec.backend}' has "
+                         f"no option '{key}'{hint}. Fix: use one of {', '.join(allowed)}")
+
+
+def load_backend(spec: ModelSpec) -> Backend:
+    """Load the model described by `spec` with its backend (imports the backend lazily; a
+    `path` on object storage is staged to local disk for the load: `staging`)."""
+    check_spec(spec)
     from disco_ray.backends.staging import local_checkpoint
 
     with local_checkpoint(spec) as local:   # a URI path is loaded from a local copy

@@ -29,6 +29,8 @@ from disco_ray.backends.encoding import (TokenPair, prefix_token, sample_token_p
                                          tokenizer_encoder)
 from disco_ray.tasks.base import MCSample
 
+OPTIONS = ("batch_size", "revision", "dtype", "max_length", "add_bos_token")
+
 DEFAULT_MAX_LENGTH = 2048
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -212,7 +214,7 @@ def _pad_id(tokenizer) -> int:
     return 0
 
 
-@register_backend("hf")
+@register_backend("hf", OPTIONS)
 def load_hf_backend(spec: ModelSpec) -> HFBackend:
     """Registry factory for `backend: hf`."""
     return HFBackend(spec)

@@ -84,7 +84,7 @@ def _stored_model(model_ids: np.ndarray, spec: ModelSpec) -> str:
     return str(model_ids[0]) if len(model_ids) == 1 else spec.name
 
 
-@register_backend("replay")
+@register_backend("replay", ("model_id", *READER_OPTIONS))
 def load_replay_backend(spec: ModelSpec) -> ReplayBackend:
     """Registry factory for `backend: replay`."""
     return ReplayBackend(spec)

@@ -24,7 +24,6 @@ from typing import Iterator
 from disco_ray.backends.base import ModelSpec
 
 STAGE_ENV = "DISCO_RAY_STAGE_DIR"
-STAGING_OPTIONS = ("stage", "stage_dir")   # how a checkpoint is fetched, not what it computes
 
 
 def is_uri(path: str) -> bool:

@@ -37,6 +37,8 @@ from disco_ray.backends.encoding import (TokenPair, prefix_token, sample_token_p
 from disco_ray.tasks.base import MCSample
 
 PromptLogprobs = Sequence[Mapping[int, Any] | None]
+OPTIONS = ("max_model_len", "max_num_batched_tokens", "dtype", "gpu_memory_utilization",
+           "letter_fast_path", "letter_logprobs", "add_bos_token", "load_format")
 
 
 def option_prompt(pair: TokenPair, max_length: int) -> tuple[list[int], int]:
@@ -192,7 +194,7 @@ class VLLMBackend:
         gc.collect()
 
 
-@register_backend("vllm")
+@register_backend("vllm", OPTIONS)
 def load_vllm_backend(spec: ModelSpec) -> VLLMBackend:
     """Registry factory for `backend: vllm`."""
     return VLLMBackend(spec)

@@ -20,8 +20,8 @@ from typing import Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from disco_ray.backends.base import ModelSpec
-from disco_ray.backends.staging import STAGING_OPTIONS, is_uri
+from disco_ray.backends.base import STAGING_OPTIONS, ModelSpec
+from disco_ray.backends.staging import is_uri
 from disco_ray.io import atomic_path, read_parquet
 from disco_ray.io.parquet import outputs_table
 from disco_ray.outputs import ModelOutputs, OutputsError
