@@ -179,8 +179,11 @@ def _evaluate_full_task(state: _Run, task: Task, references: list[ModelSpec],
 def _condense(state: _Run, task: Task, ref_parts: dict[str, Path]) -> CondensedBenchmark:
     """Disagreement (Ray Data), then anchors and metamodel on the driver; saved to condensed/."""
     if not ref_parts:
-        raise PipelineError(f"every reference model failed: {state.failed}. Fix: check the "
-                            "errors above (backend, path, resources) and run again")
+        first = "; ".join(f"{name}: {error.splitlines()[0][:200]}"
+                          for name, error in list(state.failed.items())[:3])
+        raise PipelineError(f"every reference model failed ({len(state.failed)}), e.g. {first}."
+                            " Fix: check the errors above (backend, path, resources) and run "
+                            "again")
     condense_config = state.config.condense
     settings = method_settings(condense_config.method, condense_config.k, condense_config.seed)
     with state.stage("disagreement"):

@@ -25,7 +25,7 @@ from disco_ray.distributed.actors import actor_options  # noqa: E402
 from disco_ray.distributed.cache import OutputCache, cache_key, read_parts  # noqa: E402
 from disco_ray.distributed.scheduler import evaluate_models  # noqa: E402
 from disco_ray.io import read_outputs, write_outputs  # noqa: E402
-from disco_ray.pipeline import choice_count, model_outputs, run  # noqa: E402
+from disco_ray.pipeline import PipelineError, choice_count, model_outputs, run  # noqa: E402
 from disco_ray.tasks import load_task  # noqa: E402
 from disco_ray.zoo.tiny_llm import build_once  # noqa: E402
 
@@ -324,3 +324,13 @@ def test_an_output_folder_of_other_files_is_refused_before_any_work(tmp_path):
                                          "no earlier run \\(run.json, outputs, condensed\\)"):
         run(config, quiet=True, loader=load)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["notes.txt"]
+
+
+def test_when_every_reference_fails_the_error_is_short_and_names_a_few(ray_session, tmp_path):
+    config = config_from_dict(fake_config(tmp_path, n_refs=0, failing=("b1", "b2", "b3", "b4")))
+    with pytest.raises(PipelineError) as error:
+        run(config, quiet=True, loader=load)
+    message = str(error.value)
+    assert message.startswith("every reference model failed (4), e.g. b1: RuntimeError: b1 "
+                              "always fails; b2: ")
+    assert "b4" not in message and len(message) < 800
