@@ -26,7 +26,8 @@ from disco_ray.condensed import (CondensedBenchmark, CondenseSettings, Predictio
 from disco_ray.config import (ConfigError, RunConfig, call_factory, config_error, load_config,
                               resolve_models)
 from disco_ray.distributed.actors import Loader
-from disco_ray.distributed.cache import OutputCache, cache_key, part_name, read_parts
+from disco_ray.distributed.cache import (OutputCache, cache_key, part_name, read_parts,
+                                         samples_hash)
 from disco_ray.io import atomic_path
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs, OutputsError
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path("configs") / "demo.yaml"
 
 
-RUN_MARKERS = ("run.json", "outputs", "condensed")   # what an earlier (or interrupted) run left
+# what an earlier (or interrupted) run leaves; models/: a factory's (the smoke configs')
+RUN_MARKERS = ("run.json", "outputs", "condensed", "models")
 
 
 class PipelineError(RuntimeError):
@@ -201,8 +203,9 @@ def _evaluate_targets(state: _Run, task: Task, bench: CondensedBenchmark,
     outputs an earlier run cached (with compute_true_score) hold the anchors: they are used."""
     cache, n_choices = state.cache("targets"), choice_count(task)
     todo = [s for s in targets if s.name not in full_parts and s.name not in state.failed]
+    digest = samples_hash(task)
     cached_full = {s.name: cache.part(s.name) for s in todo
-                   if cache.has(s.name, cache_key(s, task, n_choices))}
+                   if cache.has(s.name, cache_key(s, task, n_choices, digest))}
     for name in cached_full:
         state.models[name] = {"phase": "full task", "n_samples": len(task.samples),
                               "cached": True}
@@ -254,13 +257,14 @@ def resolve_run_models(config: RunConfig, output_dir: Path
     if duplicates:
         raise config_error(config.source, "references/targets", f"model names appear more "
                            f"than once: {duplicates[:5]}", "give every model a unique name")
-    files: dict[str, str] = {}
-    for name in names:   # 'org/ckpt' and 'org_ckpt' would share one cache part
-        other = files.setdefault(part_name(name), name)
-        if other != name:
-            raise config_error(config.source, "references/targets", f"model names '{other}' "
-                               f"and '{name}' share the cache file {part_name(name)}",
-                               "rename one of them")
+    for group, specs in (("references", references), ("targets", targets)):
+        files: dict[str, str] = {}   # 'org/ckpt' and 'org_ckpt' would share one cache part
+        for spec in specs:
+            other = files.setdefault(part_name(spec.name), spec.name)
+            if other != spec.name:
+                raise config_error(config.source, group, f"model names '{other}' and "
+                                   f"'{spec.name}' share the cache file "
+                                   f"{part_name(spec.name)}", "rename one of them")
     log.info("%d reference model(s), %d target model(s)", len(references), len(targets))
     return references, targets
 
@@ -281,7 +285,8 @@ def _evaluate(state: _Run, task: Task, jobs: Sequence[tuple[ModelSpec, OutputCac
     of the models that finished."""
     from disco_ray.distributed.scheduler import evaluate_models
 
-    keys = {spec.name: cache_key(spec, task, n_choices) for spec, _ in jobs}
+    digest = samples_hash(task)
+    keys = {spec.name: cache_key(spec, task, n_choices, digest) for spec, _ in jobs}
     caches = {spec.name: cache for spec, cache in jobs}
     todo = [spec for spec, cache in jobs if not cache.has(spec.name, keys[spec.name])]
     if jobs:   # targets that ran on the full task have no anchors-only job

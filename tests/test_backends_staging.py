@@ -50,3 +50,11 @@ def test_a_missing_or_unreadable_uri_names_the_model_and_the_fix(tmp_path):
         with local_checkpoint(_spec("nosuch://x/y", stage_dir=str(tmp_path))):
             pass
     assert list(tmp_path.iterdir()) == []   # nothing left behind
+
+
+def test_a_home_relative_stage_dir_is_expanded(tmp_path, monkeypatch):
+    (tmp_path / "bucket").mkdir()
+    (tmp_path / "bucket" / "w.bin").write_bytes(b"1")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with local_checkpoint(_spec(f"file://{tmp_path}/bucket", stage_dir="~/nvme")) as local:
+        assert Path(local.path).parent == tmp_path / "home" / "nvme"

@@ -25,7 +25,8 @@ from disco_ray.distributed.actors import actor_options  # noqa: E402
 from disco_ray.distributed.cache import OutputCache, cache_key, read_parts  # noqa: E402
 from disco_ray.distributed.scheduler import evaluate_models  # noqa: E402
 from disco_ray.io import read_outputs, write_outputs  # noqa: E402
-from disco_ray.pipeline import PipelineError, choice_count, model_outputs, run  # noqa: E402
+from disco_ray.pipeline import (PipelineError, _check_output_dir, choice_count,  # noqa: E402
+                                model_outputs, run)
 from disco_ray.tasks import load_task  # noqa: E402
 from disco_ray.zoo.tiny_llm import build_once  # noqa: E402
 
@@ -276,15 +277,19 @@ def test_the_cache_key_follows_the_checkpoint_not_the_throughput_settings(tmp_pa
     assert cache_key(ModelSpec("step-9", "hf", str(checkpoint), options=other), task, 4) != key
     (checkpoint / "model.safetensors").write_bytes(b"v2 retrained")   # same path, new weights
     assert cache_key(spec, task, 4) != key
+    # a Hugging Face id keeps the key it had before checkpoints were stamped
+    hub = ModelSpec("llama", "vllm", "meta-llama/Llama-3.1-8B", options={"dtype": "bfloat16"})
+    assert cache_key(hub, task, 4) == ("2da3980b0cb590e7f000bb23e9492a3a"
+                                       "3a1191c26a87ac77747412521b76d8f0")   # as at d3c1664
 
 
 def test_names_that_share_a_cache_file_or_an_unknown_backend_stop_the_run_early(tmp_path):
     entries = [{"name": "org/ckpt"}, {"name": "org_ckpt"}]
     config = config_from_dict(fake_config(tmp_path, targets={
         "models": entries, "defaults": {"backend": "fake", "path": "-"}}), "run.yaml")
-    with pytest.raises(ValueError, match="run.yaml: field 'references/targets': model names "
-                                         "'org/ckpt' and 'org_ckpt' share the cache file "
-                                         "org_ckpt.parquet. Fix: rename one"):
+    with pytest.raises(ValueError, match="run.yaml: field 'targets': model names 'org/ckpt' "
+                                         "and 'org_ckpt' share the cache file org_ckpt.parquet."
+                                         " Fix: rename one"):
         run(config, quiet=True, loader=load)
     unknown = config_from_dict(fake_config(tmp_path), "run.yaml")   # backend 'fake'
     with pytest.raises(ValueError, match="run.yaml: model 'ref0': field 'backend': unknown "
@@ -321,9 +326,13 @@ def test_an_output_folder_of_other_files_is_refused_before_any_work(tmp_path):
     (tmp_path / "out" / "notes.txt").write_text("mine")
     config = config_from_dict(fake_config(tmp_path), "run.yaml")
     with pytest.raises(ValueError, match="run.yaml: field 'output': .*out is not empty and holds "
-                                         "no earlier run \\(run.json, outputs, condensed\\)"):
+                                         "no earlier run \\(run.json, outputs, condensed, "
+                                         "models\\)"):
         run(config, quiet=True, loader=load)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["notes.txt"]
+    (tmp_path / "out" / "notes.txt").unlink()
+    (tmp_path / "out" / "models").mkdir()   # all a smoke run leaves if stopped while building
+    _check_output_dir("run.yaml", tmp_path / "out")   # a rerun may go on
 
 
 def test_when_every_reference_fails_the_error_is_short_and_names_a_few(ray_session, tmp_path):

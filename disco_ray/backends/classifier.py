@@ -19,10 +19,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from disco_ray.backends.base import ModelSpec, register_backend
+from disco_ray.backends.base import STAGING_OPTIONS, ModelSpec, register_backend
 from disco_ray.tasks.base import MCSample
 
-BACKEND_KEYS = ("factory", "batch_size")
+BACKEND_KEYS = ("factory", "batch_size", *STAGING_OPTIONS)   # not for the factory
 STATE_DICT_SUFFIXES = (".pt", ".pth")
 MIN_PROB = 1e-12
 

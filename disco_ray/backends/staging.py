@@ -7,7 +7,8 @@ Every backend loads from a local path or a Hugging Face id. A `path` that is a U
 that hosts the model's actor, loaded from there, and deleted once loaded: weights then live in
 the backend's memory, so a node that evaluates checkpoint after checkpoint does not fill its
 disk. A backend that reads URIs itself (vLLM with `load_format: runai_streamer`) can opt out
-with the option `stage: false`.
+with the option `stage: false`. A copy is removed by the loading process; one killed while
+loading (out of memory, a preempted node) leaves its `disco_ray-<model>-*` directory behind.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def local_checkpoint(spec: ModelSpec) -> Iterator[ModelSpec]:
         yield spec
         return
     root = Path(spec.options.get("stage_dir") or os.environ.get(STAGE_ENV)
-                or tempfile.gettempdir())
+                or tempfile.gettempdir()).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     local = Path(tempfile.mkdtemp(prefix=f"disco_ray-{_safe(spec.name)}-", dir=root))
     try:

@@ -30,7 +30,7 @@ from disco_ray.tasks.base import Task
 CACHE_KEY = b"disco_ray_cache_key"
 # options that change how fast or from where a model runs, not its outputs
 THROUGHPUT_OPTIONS = ("batch_size", "max_num_batched_tokens", "gpu_memory_utilization",
-                      *STAGING_OPTIONS)
+                      "load_format", *STAGING_OPTIONS)
 
 
 def samples_hash(task: Task) -> str:
@@ -44,15 +44,18 @@ def samples_hash(task: Task) -> str:
     return digest.hexdigest()
 
 
-def cache_key(spec: ModelSpec, task: Task, n_choices: int) -> str:
-    """The key of one model's outputs on `task` (padded to `n_choices` choices). Options that
-    change only how fast or from where a model runs (`THROUGHPUT_OPTIONS`) leave it unchanged;
-    rewriting a local checkpoint's files changes it (`checkpoint_stamp`)."""
+def cache_key(spec: ModelSpec, task: Task, n_choices: int, task_digest: str | None = None) -> str:
+    """The key of one model's outputs on `task` (padded to `n_choices` choices; `task_digest`:
+    its `samples_hash`, when already computed). Options that change only how fast or from where
+    a model runs (`THROUGHPUT_OPTIONS`) leave it unchanged; rewriting a local checkpoint's
+    files changes it (`checkpoint_stamp`)."""
     options = {k: v for k, v in spec.options.items() if k not in THROUGHPUT_OPTIONS}
     record = {"spec": dataclasses.asdict(dataclasses.replace(spec, options=options)),
-              "checkpoint": checkpoint_stamp(spec.path),
               "task": task.name, "metric": task.metric,
-              "samples": samples_hash(task), "n_choices": n_choices}
+              "samples": task_digest or samples_hash(task), "n_choices": n_choices}
+    stamp = checkpoint_stamp(spec.path)
+    if stamp is not None:   # absent for HF ids and URIs: their keys are as before
+        record["checkpoint"] = stamp
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -187,7 +187,7 @@ def _finish(job: _Job, pending: dict, bar: Any, desc: str, error: str | None = N
     else:
         run = job.run
         log.info("%s: %s done on node %s, GPUs %s (%.1f s loading, %.1f s scoring, %.1f s since "
-                 "submitted)", desc, run.name, run.node_id[:12], run.gpu_ids or "none",
+                 "submitted)", desc, run.name, (run.node_id or "?")[:12], run.gpu_ids or "none",
                  run.load_s or 0.0, run.score_s, run.wall_s)
     bar.update()
 
