@@ -37,6 +37,7 @@ def build_tiny_gpt2(path: str | Path, seed: int = 0, n_layer: int = 2, n_head: i
     """
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
 
     path = Path(path)
     tokenizer = char_tokenizer()
@@ -47,6 +48,12 @@ def build_tiny_gpt2(path: str | Path, seed: int = 0, n_layer: int = 2, n_head: i
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(config)
-    model.save_pretrained(path)
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()   # a one-shard "Writing model shards" bar per tiny model
+    try:
+        model.save_pretrained(path)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(path)
     return path

@@ -14,17 +14,21 @@ def ray_session(address: str | None, num_cpus: int | None, quiet: bool) -> Itera
     import ray
     from ray.data import DataContext
 
-    if quiet:
+    data_log = logging.getLogger("ray.data")
+    level = data_log.level
+    if quiet:   # Ray Data logs its plans at INFO and that bars are off at WARNING
         DataContext.get_current().enable_progress_bars = False
-    if ray.is_initialized():
-        yield
-        return
-    kwargs = {"address": address or "local", "log_to_driver": not quiet,
-              "logging_level": logging.WARNING if quiet else logging.INFO}
-    if kwargs["address"] == "local":
-        kwargs.update(num_cpus=num_cpus, include_dashboard=False)
-    ray.init(**kwargs)
+        data_log.setLevel(logging.ERROR)
+    started = not ray.is_initialized()
+    if started:
+        kwargs = {"address": address or "local", "log_to_driver": not quiet,
+                  "logging_level": logging.WARNING if quiet else logging.INFO}
+        if kwargs["address"] == "local":
+            kwargs.update(num_cpus=num_cpus, include_dashboard=False)
+        ray.init(**kwargs)
     try:
         yield
     finally:
-        ray.shutdown()
+        data_log.setLevel(level)
+        if started:
+            ray.shutdown()
