@@ -21,8 +21,8 @@ import numpy as np
 from scipy.special import softmax
 
 from disco_ray.backends.base import ModelSpec, check_spec
-from disco_ray.condensed import (CondensedBenchmark, CondenseSettings, Prediction, condense,
-                                 selection_candidates)
+from disco_ray.condensed import (MANIFEST, CondensedBenchmark, CondenseSettings, Prediction,
+                                 condense, data_hash, selection_candidates)
 from disco_ray.config import (ConfigError, RunConfig, call_factory, config_error, load_config,
                               resolve_models)
 from disco_ray.distributed.actors import Loader
@@ -188,13 +188,33 @@ def _condense(state: _Run, task: Task, ref_parts: dict[str, Path]) -> CondensedB
                             "again")
     condense_config = state.config.condense
     settings = method_settings(condense_config.method, condense_config.k, condense_config.seed)
+    references = read_parts(list(ref_parts.values()))
+    saved = _saved_benchmark(state.output_dir / "condensed", references, settings)
+    if saved is not None:
+        log.info("condensed/ reused (same reference outputs and settings): %s", saved.describe())
+        return saved
     with state.stage("disagreement"):
         scores = _disagreement_scores(state, ref_parts, settings)
     with state.stage("condense"):
-        bench = condense(read_parts(list(ref_parts.values())), settings, scores)
+        bench = condense(references, settings, scores)
         bench.save(state.output_dir / "condensed")
     log.info("condensed %d samples to %s", len(task.samples), bench.describe())
     return bench
+
+
+def _saved_benchmark(directory: Path, references: ModelOutputs,
+                     settings: CondenseSettings) -> CondensedBenchmark | None:
+    """An earlier run's benchmark when it was condensed from these very reference outputs with
+    these settings (condensing is deterministic: it would come out the same); else None."""
+    if not (directory / MANIFEST).is_file():
+        return None
+    try:
+        saved = CondensedBenchmark.load(directory)
+    except (OutputsError, ValueError, KeyError, TypeError) as err:   # another format: redo it
+        log.info("condensed/ not reused (%s)", err)
+        return None
+    same = saved.data_hash == data_hash(references) and saved.settings == settings
+    return saved if same else None
 
 
 def _evaluate_targets(state: _Run, task: Task, bench: CondensedBenchmark,

@@ -343,3 +343,17 @@ def test_when_every_reference_fails_the_error_is_short_and_names_a_few(ray_sessi
     assert message.startswith("every reference model failed (4), e.g. b1: RuntimeError: b1 "
                               "always fails; b2: ")
     assert "b4" not in message and len(message) < 800
+
+
+def test_a_rerun_reuses_the_benchmark_condensed_from_the_same_references(ray_session, tmp_path):
+    quick = {"k": 10, "method": "random_direct"}
+    first = run(config_from_dict(fake_config(tmp_path, condense=quick)), quiet=True, loader=load)
+    manifest = tmp_path / "out" / "condensed" / "condensed.json"
+    written = manifest.stat().st_mtime_ns
+    second = run(config_from_dict(fake_config(tmp_path, condense=quick)), quiet=True, loader=load)
+    timings = json.loads((tmp_path / "out" / "run.json").read_text())["timings_s"]
+    assert "condense" not in timings and "disagreement" not in timings
+    assert manifest.stat().st_mtime_ns == written and second.predictions == first.predictions
+    other = {"k": 12, "method": "random_direct"}   # other settings: condensed again
+    third = run(config_from_dict(fake_config(tmp_path, condense=other)), quiet=True, loader=load)
+    assert third.benchmark.k == 12 and manifest.stat().st_mtime_ns != written
