@@ -42,7 +42,7 @@ def local_checkpoint(spec: ModelSpec) -> Iterator[ModelSpec]:
     root = Path(spec.options.get("stage_dir") or os.environ.get(STAGE_ENV)
                 or tempfile.gettempdir()).expanduser()
     root.mkdir(parents=True, exist_ok=True)
-    local = Path(tempfile.mkdtemp(prefix=f"disco_ray-{_safe(spec.name)}-", dir=root))
+    local = Path(tempfile.mkdtemp(prefix=f"disco_ray-{file_safe(spec.name)[:64]}-", dir=root))
     try:
         yield replace(spec, path=str(_copy(spec, local)))
     finally:
@@ -68,6 +68,7 @@ def _copy(spec: ModelSpec, local: Path) -> Path:
     return target
 
 
-def _safe(name: str) -> str:
-    """`name` usable in a directory name."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64]
+def file_safe(name: str) -> str:
+    """`name` usable in a file or directory name: other characters than letters, digits, `.`,
+    `_` and `-` become `_`."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,7 +20,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from disco_ray.backends.base import STAGING_OPTIONS, ModelSpec
-from disco_ray.backends.staging import is_uri
+from disco_ray.backends.staging import file_safe, is_uri
 from disco_ray.io import atomic_path, read_parquet
 from disco_ray.io.parquet import outputs_table
 from disco_ray.outputs import ModelOutputs, OutputsError
@@ -66,13 +65,14 @@ def checkpoint_stamp(path: str) -> list[tuple[str, int, int]] | None:
     if is_uri(path) or not root.exists():
         return None
     files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file())
-    return [(f.name if f == root else str(f.relative_to(root)), f.stat().st_size,
-             f.stat().st_mtime_ns) for f in files]
+    stats = [f.stat() for f in files]
+    return [(f.name if f == root else str(f.relative_to(root)), st.st_size, st.st_mtime_ns)
+            for f, st in zip(files, stats)]
 
 
 def part_name(model: str) -> str:
-    """The file name of `model`'s part (characters unsafe in file names become `_`)."""
-    return f"{re.sub(r'[^A-Za-z0-9._-]', '_', model)}.parquet"
+    """The file name of `model`'s part (`file_safe`)."""
+    return f"{file_safe(model)}.parquet"
 
 
 @dataclass(frozen=True)
