@@ -1,4 +1,4 @@
-"""The command line: condense, predict, evaluate, run. Each mirrors a Python API function."""
+"""The command line: condense, anchors, predict, evaluate, run. Each mirrors a Python API call."""
 
 from __future__ import annotations
 
@@ -71,6 +71,20 @@ def _add_condense(sub, common: argparse.ArgumentParser) -> None:
                    help="directory to write (new, empty, or an earlier benchmark)")
 
 
+ANCHOR_FORMATS = ("ids", "lm-eval-samples", "lm-eval-tasks")
+
+
+def _add_anchors(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("anchors", parents=[common],
+                       help="list a condensed benchmark's anchors (ids, or lm-eval's --samples)")
+    p.add_argument("--benchmark", required=True, type=Path, help="condensed benchmark directory")
+    p.add_argument("--format", choices=ANCHOR_FORMATS, default="ids",
+                   help="ids: one sample id per line (default); lm-eval-samples: the JSON that "
+                        "lm_eval --samples reads ({task: [doc_id, ...]}, sorted); lm-eval-tasks: "
+                        "the tasks holding anchors, for lm_eval --tasks")
+    p.add_argument("--output", type=Path, help="write to this file instead of standard output")
+
+
 def _add_predict(sub, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("predict", parents=[common],
                        help="condensed benchmark + outputs on the anchors -> scores")
@@ -119,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="disco-ray", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_condense, _add_predict, _add_evaluate, _add_run):
+    for add in (_add_condense, _add_anchors, _add_predict, _add_evaluate, _add_run):
         add(sub, common)
     return parser
 
@@ -135,6 +149,29 @@ def cmd_condense(args: argparse.Namespace) -> int:
     bench.save(args.output)
     log.info("condensed %d samples to %s (method %s) -> %s", outputs.n_samples,
              bench.describe(), args.method, args.output)
+    return 0
+
+
+def anchors_text(anchor_ids: Sequence[str], fmt: str) -> str:
+    """The anchors in one of ANCHOR_FORMATS."""
+    if fmt == "ids":
+        return "\n".join(anchor_ids) + "\n"
+    from disco_ray.io import lm_eval_samples
+
+    selection = lm_eval_samples(anchor_ids)
+    return (json.dumps(selection) if fmt == "lm-eval-samples" else ",".join(selection)) + "\n"
+
+
+def cmd_anchors(args: argparse.Namespace) -> int:
+    from disco_ray.condensed import CondensedBenchmark
+    from disco_ray.io import atomic_path
+
+    text = anchors_text(CondensedBenchmark.load(args.benchmark).anchor_ids, args.format)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        with atomic_path(args.output) as tmp:
+            tmp.write_text(text)
     return 0
 
 
@@ -194,8 +231,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-COMMANDS = {"condense": cmd_condense, "predict": cmd_predict, "evaluate": cmd_evaluate,
-            "run": cmd_run}
+COMMANDS = {"condense": cmd_condense, "anchors": cmd_anchors, "predict": cmd_predict,
+            "evaluate": cmd_evaluate, "run": cmd_run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -140,3 +140,83 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch
     assert main(["condense", "--data", str(path), "--k", "5", "--output", str(mine)]) == 2
     assert "holds no condensed.json" in capsys.readouterr().err
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def _write_lm_eval_logs(folder, outputs, docs=None):
+    """lm-eval --log_samples files, one folder per model, a task per group; `docs` restricts
+    the logged docs as `lm_eval --samples` does (ids logged as given, tasks left out not run)."""
+    tasks = {}
+    for sample, group in zip(outputs.sample_ids, outputs.groups):
+        tasks.setdefault(f"mmlu_{group}", []).append(sample)
+    for m, model in enumerate(outputs.model_ids):
+        (folder / model).mkdir(parents=True)
+        for task, samples in tasks.items():
+            doc_ids = range(len(samples)) if docs is None else docs.get(task, [])
+            rows = []
+            for doc_id in doc_ids:
+                i = outputs.sample_index([samples[doc_id]])[0]
+                rows.append({"doc_id": doc_id, "target": int(outputs.gold[i]),
+                             "filtered_resps": [[str(np.log(p)), "False"]
+                                                for p in outputs.probs[m, i]],
+                             "acc": float(outputs.correct[m, i])})
+            if rows:
+                (folder / model / f"samples_{task}_2026-01-01T00-00-00.jsonl").write_text(
+                    "\n".join(json.dumps(r) for r in rows))
+
+
+def test_lm_eval_anchors_round_trip(tmp_path, capsys):
+    """Condense lm-eval logs, run only the anchors (`--samples`), predict as from the full logs."""
+    population = synthetic_population(61, 48)
+    refs, target = population.take_models(list(range(60))), population.take_models([60])
+    _write_lm_eval_logs(tmp_path / "refs", refs)
+    bench = tmp_path / "bench"
+    assert main(["condense", "--data", str(tmp_path / "refs"), "--k", "8", "--method", "jsd_rf",
+                 "--output", str(bench), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["anchors", "--benchmark", str(bench)]) == 0
+    anchor_ids = capsys.readouterr().out.split()
+    assert len(anchor_ids) == 8 and all(re.fullmatch(r"mmlu_subject\d/\d+", a) for a in anchor_ids)
+    samples = tmp_path / "anchors.json"
+    assert main(["anchors", "--benchmark", str(bench), "--format", "lm-eval-samples",
+                 "--output", str(samples)]) == 0
+    selection = json.loads(samples.read_text())
+    assert sorted(f"{t}/{d}" for t, docs in selection.items() for d in docs) == sorted(anchor_ids)
+    assert all(docs == sorted(docs) for docs in selection.values())   # lm-eval#4089
+    assert main(["anchors", "--benchmark", str(bench), "--format", "lm-eval-tasks"]) == 0
+    assert capsys.readouterr().out == ",".join(sorted(selection)) + "\n"
+
+    _write_lm_eval_logs(tmp_path / "full", target)
+    _write_lm_eval_logs(tmp_path / "anchors_only", target, docs=selection)
+    predicted = {}
+    for name in ("full", "anchors_only"):
+        assert main(["predict", "--data", str(tmp_path / name), "--benchmark", str(bench),
+                     "--json"]) == 0
+        [predicted[name]] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert predicted["anchors_only"]["score"] == pytest.approx(predicted["full"]["score"], abs=1e-9)
+
+
+def test_anchors_in_lm_eval_format_need_lm_eval_ids(tmp_path, capsys):
+    from disco_ray.io import lm_eval_samples
+
+    assert lm_eval_samples(["b/10", "a/3", "b/2"]) == {"a": [3], "b": [2, 10]}
+    outputs = synthetic_population(60, 30, with_probs=False)
+    bench = tmp_path / "bench"
+    assert main(["condense", "--data", str(_npz(tmp_path, outputs)), "--k", "5", "--method",
+                 "jsd_rf", "--output", str(bench), "-q"]) == 0
+    assert main(["anchors", "--benchmark", str(bench), "--format", "lm-eval-samples"]) == 2
+    assert "sample id 'q" in capsys.readouterr().err
+
+
+def test_the_readmes_commands_parse():
+    """Every disco-ray command in the README's shell blocks and API table is valid CLI."""
+    from pathlib import Path
+
+    from disco_ray.cli import build_parser
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    shell = "\n".join(re.findall(r"```bash\n(.*?)```", readme, re.S)).replace("\\\n", " ")
+    commands = re.findall(r"(?:^|\$\(|&& )disco-ray ([^#\n)\"]*)", shell, re.M)
+    commands += re.findall(r"^\| `disco-ray ([^`]*)` \|", readme, re.M)
+    assert len(commands) >= 10
+    for command in commands:
+        build_parser().parse_args(command.split())   # exits (fails the test) on a bad command

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from disco_ray.io.atomic import atomic_path
-from disco_ray.io.lm_eval import LmEvalMetric, read_lm_eval
+from disco_ray.io.lm_eval import LmEvalMetric, lm_eval_samples, read_lm_eval
 from disco_ray.io.npz import read_npz
 from disco_ray.io.parquet import read_parquet, write_parquet
 from disco_ray.outputs import ModelOutputs, OutputsError
 
 __all__ = ["atomic_path", "read_outputs", "write_outputs", "read_npz", "read_parquet",
-           "write_parquet", "read_lm_eval"]
+           "write_parquet", "read_lm_eval", "lm_eval_samples"]
 
 
 def read_outputs(path: str | Path, task: str | None = None,

@@ -10,6 +10,7 @@ per-option log-likelihoods (divided by the continuation's length in characters f
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -42,6 +43,24 @@ def read_lm_eval(path: str | Path, task: str | None = None,
         by_model.setdefault(f.parent.name if path.is_dir() else f.stem, {})[_task_name(f)] = f
     records = {model: _read_model(tasks, metric) for model, tasks in by_model.items()}
     return _assemble(records, str(path))
+
+
+def lm_eval_samples(sample_ids: Iterable[str]) -> dict[str, list[int]]:
+    """lm-eval's `--samples` selection, `{task: [doc_id, ...]}`, for sample ids `<task>/<doc_id>`.
+
+    Doc ids are sorted within each task: lm-eval logs the documents it evaluates (in dataset
+    order) under the ids of the list as given, so an unsorted list logs the wrong ids
+    (EleutherAI/lm-evaluation-harness#4089) and a prediction would read the wrong outcomes.
+    """
+    selection: dict[str, list[int]] = {}
+    for sample_id in sample_ids:
+        task, _, doc_id = str(sample_id).rpartition("/")
+        if not task or not doc_id.isdigit():
+            raise ValueError(f"sample id {sample_id!r} is not '<task>/<doc_id>', so the benchmark "
+                             "was not condensed from lm-eval logs. Fix: list the anchors as ids "
+                             "(without the lm-eval format) and evaluate them with your harness")
+        selection.setdefault(task, []).append(int(doc_id))
+    return {task: sorted(doc_ids) for task, doc_ids in sorted(selection.items())}
 
 
 def _task_name(file: Path) -> str:
