@@ -1,5 +1,10 @@
 """Checkpoints on object storage are copied to local disk for loading, then removed."""
 
+import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,8 +33,8 @@ def test_a_directory_and_a_file_are_copied_under_the_root_then_removed(tmp_path,
     monkeypatch.setenv(STAGE_ENV, str(tmp_path / "stage"))
     with local_checkpoint(_spec(f"file://{source}")) as local:
         staged = Path(local.path)
-        assert staged.parent == tmp_path / "stage"
-        assert staged.name.startswith("disco_ray-org_ckpt_step_9-")
+        assert staged.parent.parent == tmp_path / "stage" and staged.name == "step-9"
+        assert staged.parent.name.startswith("disco_ray-org_ckpt_step_9-")
         assert (staged / "config.json").read_text() == "{}"
         assert (staged / "sub" / "weights.bin").stat().st_size == 1000
         assert local.name == "org/ckpt step 9" and local.backend == "hf"
@@ -57,4 +62,29 @@ def test_a_home_relative_stage_dir_is_expanded(tmp_path, monkeypatch):
     (tmp_path / "bucket" / "w.bin").write_bytes(b"1")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with local_checkpoint(_spec(f"file://{tmp_path}/bucket", stage_dir="~/nvme")) as local:
-        assert Path(local.path).parent == tmp_path / "home" / "nvme"
+        assert Path(local.path).parent.parent == tmp_path / "home" / "nvme"
+
+
+def test_copies_left_by_a_process_that_died_are_removed_by_the_next_staging(tmp_path, caplog):
+    """An actor killed while loading leaves its copy; the next staging on the host deletes it,
+    and nothing else: not a live process's copy, another host's, or a folder that is no copy."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    root = tmp_path / "stage"
+    owners = {"disco_ray-a-dead": {"host": socket.gethostname(), "pid": int(dead.stdout)},
+              "disco_ray-b-alive": {"host": socket.gethostname(), "pid": os.getpid()},
+              "disco_ray-c-other-host": {"host": "not-" + socket.gethostname(), "pid": 1 << 30}}
+    for name, owner in owners.items():
+        (root / name / "step-1").mkdir(parents=True)
+        (root / name / "owner.json").write_text(json.dumps(owner))
+    (root / "disco_ray-d-no-owner").mkdir()
+    (root / "users-data").mkdir()
+    (tmp_path / "bucket").mkdir()
+    (tmp_path / "bucket" / "w.bin").write_bytes(b"1")
+    with caplog.at_level("WARNING"):
+        with local_checkpoint(_spec(f"file://{tmp_path}/bucket", stage_dir=str(root))) as local:
+            assert json.loads((Path(local.path).parent / "owner.json").read_text()) == {
+                "host": socket.gethostname(), "pid": os.getpid()}
+    assert sorted(p.name for p in root.iterdir()) == [
+        "disco_ray-b-alive", "disco_ray-c-other-host", "disco_ray-d-no-owner", "users-data"]
+    assert "died while loading" in caplog.text and "disco_ray-a-dead" in caplog.text
