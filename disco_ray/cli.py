@@ -190,15 +190,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from disco_ray.evaluation import (GAP_COLUMNS, held_out_predictions, per_seed_metrics,
-                                      summarize, with_gaps)
+    from disco_ray.evaluation import (GAP_COLUMNS, evaluation_table, held_out_predictions,
+                                      per_seed_metrics)
     from disco_ray.io import atomic_path
 
     predictions = held_out_predictions(_read(args), args.methods, args.anchors, args.split,
                                        args.seeds, progress=not args.quiet)
-    per_seed = per_seed_metrics(predictions)
-    summary = with_gaps(summarize(per_seed), predictions)
-    table = per_seed if args.per_seed else summary
+    summary = evaluation_table(predictions)
+    table = per_seed_metrics(predictions) if args.per_seed else summary
     if args.predictions:
         with atomic_path(args.predictions) as tmp:
             predictions.to_parquet(tmp, index=False)

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import kendalltau, spearmanr
+from scipy.stats import binomtest, kendalltau, spearmanr
 from tqdm.auto import tqdm
 
 from disco_ray.condensed import Prediction, condense
@@ -28,6 +28,7 @@ PREDICTION_COLUMNS = ("split", "k", "method", "seed", "model_id", "true", "score
                       "upper", "out_of_population", "at_frontier")
 CELL = ["split", "k", "method", "seed"]
 GAP_COLUMNS = ["best_baseline", "gap_pp", "gap_se_pp"]
+COVERAGE_CI_COLUMNS = ["coverage90_lo", "coverage90_hi"]
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,36 @@ def gap_to_best_baseline(predictions: pd.DataFrame, method: str = "disco") -> pd
                      "gap_se_pp": float(difference.std(ddof=1) / np.sqrt(len(difference))),
                      "gap_units": len(difference)})
     return pd.DataFrame(rows)
+
+
+def coverage_interval(predictions: pd.DataFrame, level: float = 0.9) -> pd.DataFrame:
+    """Per (split, k, method): a Wilson `level` confidence interval for the 90% coverage
+    (`COVERAGE_CI_COLUMNS`), which tells a miscalibrated interval from a coverage that is off by
+    chance.
+
+    Each distinct held-out model counts once, with the share of its predictions that cover its
+    score: seeds that predict a model again (every seed of `top`) add anchor draws, not models.
+    So with 29 models, all 29 covered is consistent with a coverage of 0.915 or more.
+    """
+    covered = (predictions["true"] >= predictions["lower"]) & (
+        predictions["true"] <= predictions["upper"])
+    rows = []
+    for key, cell in predictions.assign(covered=covered).groupby(
+            ["split", "k", "method"], sort=False, observed=True):
+        per_model = cell.groupby("model_id", observed=True)["covered"].mean()
+        ci = binomtest(int(round(per_model.sum())), len(per_model)).proportion_ci(
+            level, method="wilson")
+        rows.append({**dict(zip(["split", "k", "method"], key)),
+                     "coverage90_lo": ci.low, "coverage90_hi": ci.high})
+    return pd.DataFrame(rows)
+
+
+def evaluation_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The table `disco-ray evaluate` prints: the metrics of `predictions` averaged over seeds
+    (`summarize`), each `disco*` row's gap to the best baseline (`with_gaps`) and each row's
+    coverage interval (`coverage_interval`)."""
+    summary = with_gaps(summarize(per_seed_metrics(predictions)), predictions)
+    return summary.merge(coverage_interval(predictions), on=["split", "k", "method"], how="left")
 
 
 def coverage_by_flag(predictions: pd.DataFrame) -> pd.DataFrame:

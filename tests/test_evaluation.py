@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from disco_ray.evaluation import (coverage_by_flag, gap_to_best_baseline, held_out_predictions,
-                                  model_splits, per_seed_metrics, summarize, with_gaps)
+from disco_ray.evaluation import (coverage_by_flag, coverage_interval, evaluation_table,
+                                  gap_to_best_baseline, held_out_predictions, model_splits,
+                                  per_seed_metrics, summarize, with_gaps)
 from helpers import synthetic_population
 
 
@@ -139,3 +140,24 @@ def test_a_plan_that_would_fail_part_way_is_refused_up_front(monkeypatch, method
     outputs = synthetic_population(30, 20, with_probs=False)
     with pytest.raises(ValueError, match=message):
         held_out_predictions(outputs, methods, ks, ["random"], seeds, progress=False)
+
+
+def test_coverage_interval_counts_each_held_out_model_once():
+    """29 models held out once each, all covered: consistent with any coverage from 0.915 up
+    (Wilson, 90%). The same 29 predicted in 5 seeds (as `top` does) are still 29 models; 26 of
+    29 covered in every seed gives the interval of 26 of 29, not of 130 of 145."""
+    def cell(seeds, missed):
+        return pd.DataFrame([
+            {"split": "top", "k": 10, "method": "disco", "seed": seed, "model_id": f"m{i}",
+             "true": 0.5, "score": 0.5, "lower": 0.6 if i < missed else 0.4, "upper": 0.7,
+             "out_of_population": False, "at_frontier": False}
+            for seed in range(seeds) for i in range(29)])
+    [once] = coverage_interval(cell(1, 0)).to_dict(orient="records")
+    assert once["coverage90_lo"] == pytest.approx(0.9147, abs=1e-4)
+    assert once["coverage90_hi"] == 1.0
+    [repeated] = coverage_interval(cell(5, 3)).to_dict(orient="records")
+    assert (repeated["coverage90_lo"], repeated["coverage90_hi"]) == pytest.approx(
+        (0.7675, 0.9579), abs=1e-4)
+    table = evaluation_table(cell(5, 3))
+    assert table["coverage90"].item() == pytest.approx(26 / 29)
+    assert table["coverage90_lo"].item() == pytest.approx(0.7675, abs=1e-4)

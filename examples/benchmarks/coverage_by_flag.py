@@ -8,6 +8,9 @@ always, by wide intervals, and the others are under-covered. This prints, per da
 
   * per split, k and warning (out of population, at the frontier, none): the count, its share of
     the cell, MAE, coverage and mean width;
+  * per split and k: the pooled coverage with its 90% confidence interval (`coverage_interval`:
+    Wilson, each held-out model counted once), and whether that interval meets the 0.85-0.95
+    band (a miss it does not meet is beyond chance);
   * per split and k: the share of held-out targets stronger than every reference (`beyond`),
     the share of those the out-of-population flag warns (`flagged`), the share the flag or the
     frontier warning warns (`warned`), and the share of the other targets warned anyway
@@ -31,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from disco_ray.evaluation import coverage_by_flag, model_splits
+from disco_ray.evaluation import coverage_by_flag, coverage_interval, model_splits
 from disco_ray.io import read_outputs
 from disco_ray.outputs import ModelOutputs
 from disco_ray.uncertainty import at_frontier
@@ -70,6 +73,18 @@ def warned_beyond(predictions: pd.DataFrame, best: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+def pooled_coverage(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Per (split, k): the pooled coverage, its confidence interval, and whether the interval
+    meets the band [0.85, 0.95]."""
+    covered = (predictions["true"] >= predictions["lower"]) & (
+        predictions["true"] <= predictions["upper"])
+    pooled = predictions.assign(coverage90=covered).groupby(
+        ["split", "k"], observed=True)["coverage90"].mean().reset_index()
+    table = pooled.merge(coverage_interval(predictions).drop(columns="method"), on=["split", "k"])
+    return table.assign(meets_band=(table["coverage90_lo"] <= 0.95)
+                        & (table["coverage90_hi"] >= 0.85))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/real"))
@@ -85,6 +100,8 @@ def main() -> None:
         table = coverage_by_flag(predictions).drop(columns="method")
         print(f"\n{name}, {args.method}")
         print(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+        print(pooled_coverage(predictions).to_string(index=False,
+                                                     float_format=lambda x: f"{x:.3f}"))
         print(warned_beyond(predictions, best).to_string(index=False,
                                                          float_format=lambda x: f"{x:.3f}"))
 
