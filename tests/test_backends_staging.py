@@ -1,8 +1,6 @@
 """Checkpoints on object storage are copied to local disk for loading, then removed."""
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from disco_ray.backends.base import ModelSpec
+from disco_ray.backends import staging
 from disco_ray.backends.staging import STAGE_ENV, is_uri, local_checkpoint
 
 
@@ -65,26 +64,38 @@ def test_a_home_relative_stage_dir_is_expanded(tmp_path, monkeypatch):
         assert Path(local.path).parent.parent == tmp_path / "home" / "nvme"
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_copies_left_by_a_process_that_died_are_removed_by_the_next_staging(tmp_path, caplog):
-    """An actor killed while loading leaves its copy; the next staging on the host deletes it,
-    and nothing else: not a live process's copy, another host's, or a folder that is no copy."""
+    """An actor killed while loading leaves its copy; the next staging deletes it when it can
+    tell the owner is gone (its pid is free, or taken by a later process), and nothing else:
+    not a live process's copy, one from another PID namespace or boot, a folder that is no
+    copy, or a symbolic link."""
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
+    me = staging._owner()
+    owners = {"disco_ray-a-dead": {**me, "pid": int(dead.stdout)},
+              "disco_ray-b-pid-reused": {**me, "started": me["started"] - 1},
+              "disco_ray-c-alive": me,
+              "disco_ray-d-other-namespace": {**me, "pid": int(dead.stdout),
+                                              "pid_namespace": "pid:[1]"},
+              "disco_ray-e-other-boot": {**me, "pid": int(dead.stdout), "boot": "other"},
+              "disco_ray-f-no-proc": {"host": me["host"], "pid": int(dead.stdout)}}
     root = tmp_path / "stage"
-    owners = {"disco_ray-a-dead": {"host": socket.gethostname(), "pid": int(dead.stdout)},
-              "disco_ray-b-alive": {"host": socket.gethostname(), "pid": os.getpid()},
-              "disco_ray-c-other-host": {"host": "not-" + socket.gethostname(), "pid": 1 << 30}}
     for name, owner in owners.items():
         (root / name / "step-1").mkdir(parents=True)
         (root / name / "owner.json").write_text(json.dumps(owner))
-    (root / "disco_ray-d-no-owner").mkdir()
+    (root / "disco_ray-g-no-owner").mkdir()
     (root / "users-data").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "owner.json").write_text(json.dumps(owners["disco_ray-a-dead"]))
+    (root / "disco_ray-h-link").symlink_to(tmp_path / "elsewhere")
     (tmp_path / "bucket").mkdir()
     (tmp_path / "bucket" / "w.bin").write_bytes(b"1")
     with caplog.at_level("WARNING"):
         with local_checkpoint(_spec(f"file://{tmp_path}/bucket", stage_dir=str(root))) as local:
-            assert json.loads((Path(local.path).parent / "owner.json").read_text()) == {
-                "host": socket.gethostname(), "pid": os.getpid()}
+            assert json.loads((Path(local.path).parent / "owner.json").read_text()) == me
     assert sorted(p.name for p in root.iterdir()) == [
-        "disco_ray-b-alive", "disco_ray-c-other-host", "disco_ray-d-no-owner", "users-data"]
-    assert "died while loading" in caplog.text and "disco_ray-a-dead" in caplog.text
+        "disco_ray-c-alive", "disco_ray-d-other-namespace", "disco_ray-e-other-boot",
+        "disco_ray-f-no-proc", "disco_ray-g-no-owner", "disco_ray-h-link", "users-data"]
+    assert (tmp_path / "elsewhere" / "owner.json").exists()
+    assert caplog.text.count("died while loading") == 2

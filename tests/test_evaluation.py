@@ -158,6 +158,12 @@ def test_coverage_interval_counts_each_held_out_model_once():
     [repeated] = coverage_interval(cell(5, 3)).to_dict(orient="records")
     assert (repeated["coverage90_lo"], repeated["coverage90_hi"]) == pytest.approx(
         (0.7675, 0.9579), abs=1e-4)
+    # a model covered in 3 of its 5 seeds counts as 0.6 of a model, not rounded to 1
+    partly = cell(5, 0).query("model_id in ['m0', 'm1', 'm2']").copy()
+    partly.loc[(partly["model_id"] == "m0") & (partly["seed"] < 2), "lower"] = 0.6
+    [fraction] = coverage_interval(partly).to_dict(orient="records")
+    assert (fraction["coverage90_lo"], fraction["coverage90_hi"]) == pytest.approx(
+        (0.4012, 0.9844), abs=1e-4)
     table = evaluation_table(cell(5, 3))
     assert table["coverage90"].item() == pytest.approx(26 / 29)
     assert table["coverage90_lo"].item() == pytest.approx(0.7675, abs=1e-4)

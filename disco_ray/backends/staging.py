@@ -9,8 +9,8 @@ the backend's memory, so a node that evaluates checkpoint after checkpoint does 
 disk. A backend that reads URIs itself (vLLM with `load_format: runai_streamer`) can opt out
 with the option `stage: false`. A copy is removed by the loading process. A process killed
 while loading (out of memory, an actor restart) cannot remove its copy, so each copy records
-its host and process id (`owner.json`) and the next staging on that host deletes the copies
-whose process is gone.
+its owner (`owner.json`: host, pid, and on Linux the boot, PID namespace and start time) and the
+next staging that can tell the owner is gone (same boot and PID namespace) deletes the copy.
 """
 
 from __future__ import annotations
@@ -54,44 +54,72 @@ def local_checkpoint(spec: ModelSpec) -> Iterator[ModelSpec]:
     remove_abandoned(root)
     local = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{file_safe(spec.name)[:64]}-", dir=root))
     try:
-        (local / OWNER).write_text(json.dumps({"host": socket.gethostname(),
-                                               "pid": os.getpid()}))
+        (local / OWNER).write_text(json.dumps(_owner()))
         yield replace(spec, path=str(_copy(spec, local)))
     finally:
         shutil.rmtree(local, ignore_errors=True)
 
 
 def remove_abandoned(root: Path) -> list[Path]:
-    """Delete the staged copies under `root` whose process on this host is gone; the deleted.
+    """Delete the staged copies under `root` whose loading process is gone; the deleted.
 
-    A directory without a readable `owner.json` (not a copy, or one being created) is kept, and
-    so is a copy made on another host (a staging root on a shared disk)."""
+    Kept: a directory without a readable `owner.json` (not a copy, one being created, or one
+    staged before copies recorded their owner), a symbolic link, and a copy whose owner this
+    process cannot check (another machine or boot, another PID namespace, no Linux /proc)."""
     removed = []
     for folder in sorted(root.glob(f"{PREFIX}*")):
         try:
             owner = json.loads((folder / OWNER).read_text())
         except (OSError, ValueError):
             continue
-        if (isinstance(owner, dict) and owner.get("host") == socket.gethostname()
-                and not _running(owner.get("pid"))):
-            shutil.rmtree(folder, ignore_errors=True)
+        if folder.is_symlink() or not _abandoned(owner):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
             log.warning("removed %s: a staged checkpoint whose process (pid %s) died while "
                         "loading it", folder, owner["pid"])
             removed.append(folder)
     return removed
 
 
-def _running(pid: object) -> bool:
-    """Whether process `pid` exists on this host (an unreadable pid counts as running)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return True
+def _owner() -> dict:
+    """This process as `owner.json` records it: host and pid, and, where Linux /proc tells
+    them, the kernel boot, the PID namespace and the process's start time."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), **(_process_identity() or {})}
+
+
+def _process_identity() -> dict | None:
+    """What tells this process's pid from the same number elsewhere or later; None without
+    /proc."""
     try:
-        os.kill(pid, 0)   # signal 0: only checks that the process exists
-    except ProcessLookupError:
+        return {"boot": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+                "pid_namespace": os.readlink("/proc/self/ns/pid"),
+                "started": _start_time(os.getpid())}
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> int:
+    """When process `pid` started (clock ticks after boot, /proc/<pid>/stat field 22);
+    FileNotFoundError when no such process exists."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[19])   # fields after the (command) start at 3
+
+
+def _abandoned(owner: object) -> bool:
+    """Whether the process `owner` (an `owner.json`) names is certainly gone: same boot and PID
+    namespace as this process, and no process with its pid and start time."""
+    me = _process_identity()
+    if me is None or not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
         return False
-    except PermissionError:   # exists, owned by another user
+    if (owner.get("boot"), owner.get("pid_namespace")) != (me["boot"], me["pid_namespace"]):
+        return False
+    try:
+        return _start_time(owner["pid"]) != owner.get("started")   # the pid was reused
+    except FileNotFoundError:
         return True
-    return True
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _copy(spec: ModelSpec, local: Path) -> Path:
@@ -111,7 +139,7 @@ def _copy(spec: ModelSpec, local: Path) -> Path:
     name = Path(path).name
     target = local / (name if name not in ("", OWNER) else "checkpoint")
     if kind == fs.FileType.Directory:
-        target.mkdir()   # copy_files creates the folders below it, not the top one
+        target.mkdir()   # copy_files would not create it for an empty directory
     fs.copy_files(path, str(target), source_filesystem=source,
                   destination_filesystem=fs.LocalFileSystem())
     return target

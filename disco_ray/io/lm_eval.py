@@ -10,6 +10,7 @@ per-option log-likelihoods (divided by the continuation's length in characters f
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -55,7 +56,7 @@ def lm_eval_samples(sample_ids: Iterable[str]) -> dict[str, list[int]]:
     selection: dict[str, list[int]] = {}
     for sample_id in sample_ids:
         task, _, doc_id = str(sample_id).rpartition("/")
-        if not task or not doc_id.isdigit():
+        if not task or re.fullmatch(r"[0-9]+", doc_id) is None:
             raise ValueError(f"sample id {sample_id!r} is not '<task>/<doc_id>', so the benchmark "
                              "was not condensed from lm-eval logs. Fix: list the anchors as ids "
                              "(without the lm-eval format) and evaluate them with your harness")

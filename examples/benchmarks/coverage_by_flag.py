@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from disco_ray.evaluation import coverage_by_flag, coverage_interval, model_splits
+from disco_ray.evaluation import coverage_by_flag, coverage_interval, covered, model_splits
 from disco_ray.io import read_outputs
 from disco_ray.outputs import ModelOutputs
 from disco_ray.uncertainty import at_frontier
@@ -76,9 +76,7 @@ def warned_beyond(predictions: pd.DataFrame, best: np.ndarray) -> pd.DataFrame:
 def pooled_coverage(predictions: pd.DataFrame) -> pd.DataFrame:
     """Per (split, k): the pooled coverage, its confidence interval, and whether the interval
     meets the band [0.85, 0.95]."""
-    covered = (predictions["true"] >= predictions["lower"]) & (
-        predictions["true"] <= predictions["upper"])
-    pooled = predictions.assign(coverage90=covered).groupby(
+    pooled = predictions.assign(coverage90=covered(predictions)).groupby(
         ["split", "k"], observed=True)["coverage90"].mean().reset_index()
     table = pooled.merge(coverage_interval(predictions).drop(columns="method"), on=["split", "k"])
     return table.assign(meets_band=(table["coverage90_lo"] <= 0.95)
