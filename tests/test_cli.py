@@ -116,6 +116,10 @@ def test_evaluation_figure_draws_every_method_per_split():
         # the k axis is labelled at the k values only (no '2x10^1' minor labels)
         assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "25", "50"]
         assert ax.get_xticklabels(minor=True) == []
+    # with the coverage's confidence interval, a bar per k for the disco* methods only
+    bars = evaluation_figure(summary.assign(coverage90_lo=0.8, coverage90_hi=0.97)).axes[2]
+    [segments] = [c.get_segments() for c in bars.collections if c.get_segments()]
+    assert [(s[0][1], s[1][1]) for s in segments] == [(0.8, 0.97)] * 3
 
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):

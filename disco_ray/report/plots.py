@@ -176,19 +176,28 @@ def curve_plot(curve: pd.DataFrame, run_k: int, run_cv_mae_pp: float | None) -> 
 def evaluation_figure(summary: pd.DataFrame, title: str = "") -> Figure:
     """`disco-ray evaluate`'s summary as a picture: a column per split, MAE (top row) and 90%
     interval coverage (bottom row, the [0.85, 0.95] band shaded) against k, a line per method;
-    `disco*` methods drawn thick."""
+    `disco*` methods drawn thick, with the coverage's 90% confidence interval as a bar where the
+    summary has it (`evaluation_table`)."""
     splits = list(dict.fromkeys(summary["split"]))
     fig = Figure(figsize=(5.2 * len(splits), 7.6))
     axes = fig.subplots(2, len(splits), squeeze=False, sharex="col")
     ks = sorted(set(summary["k"]))
     for column, split in enumerate(splits):
         mae_ax, coverage_ax = axes[0, column], axes[1, column]
-        for method, rows in summary[summary["split"] == split].groupby("method", sort=False):
+        shown = summary[summary["split"] == split]
+        variants = [m for m in dict.fromkeys(shown["method"]) if m.startswith("disco")]
+        for method, rows in shown.groupby("method", sort=False):
             rows = rows.sort_values("k")
             style = {"linewidth": 3.0, "zorder": 3} if method.startswith("disco") else {
                 "linewidth": 1.2, "alpha": 0.8}
             mae_ax.plot(rows["k"], rows["mae_pp"], marker="o", label=method, **style)
-            coverage_ax.plot(rows["k"], rows["coverage90"], marker="o", label=method, **style)
+            [line] = coverage_ax.plot(rows["k"], rows["coverage90"], marker="o", label=method,
+                                      **style)
+            if method in variants and {"coverage90_lo", "coverage90_hi"} <= set(rows):
+                side = 1.04 ** (variants.index(method) - (len(variants) - 1) / 2)   # apart
+                coverage_ax.vlines(rows["k"] * side, rows["coverage90_lo"],
+                                   rows["coverage90_hi"], color=line.get_color(), linewidth=2.5,
+                                   alpha=0.7, zorder=2)
         coverage_ax.axhspan(0.85, 0.95, color=REFERENCE, alpha=0.2, label="0.85-0.95")
         mae_ax.set(title=f"split: {split}", ylabel="MAE on held-out models (pp)")
         mae_ax.set_ylim(bottom=0)

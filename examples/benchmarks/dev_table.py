@@ -16,7 +16,8 @@ whether each `disco` variant is lowest-or-equal among the baselines). `--reuse C
         --reuse examples/benchmarks/dev_table/openllm_arc.csv --out /tmp/arc
 
 `--replot` redraws the markdown and the figures (MAE and coverage against k per method, a
-column per split) from `<out>.csv` without running anything.
+column per split, with `disco*` coverage intervals from `<out>.parquet` when it exists) from
+`<out>.csv` without running anything.
 
 Never point it at the reserved data while developing.
 """
@@ -29,7 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from disco_ray.evaluation import held_out_predictions, per_seed_metrics, summarize, with_gaps
+from disco_ray.evaluation import (COVERAGE_CI_COLUMNS, coverage_interval, held_out_predictions,
+                                  per_seed_metrics, summarize, with_gaps)
 from disco_ray.io import atomic_path, read_outputs
 from disco_ray.methods import METHODS
 from disco_ray.report.plots import evaluation_plot
@@ -75,15 +77,17 @@ def reused_rows(earlier: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def gaps_per_dataset(table: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """`table` with the `disco*` rows' gaps to the best baseline, per dataset; left empty (with a
-    warning) where the predictions do not hold every method of the table."""
+    """`table` with the `disco*` rows' gaps to the best baseline, per dataset (left empty, with a
+    warning, where the predictions do not hold every method of the table), and each row's
+    coverage interval."""
     parts = []
     for data, rows in table.groupby("data", sort=False):
         held = predictions[predictions["data"] == data]
         missing = set(rows["method"]) - set(held["method"])
         if missing:
             print(f"{data}: no predictions of {sorted(missing)}, so no gaps", flush=True)
-        parts.append(with_gaps(rows, held))
+        parts.append(with_gaps(rows.drop(columns=COVERAGE_CI_COLUMNS, errors="ignore"), held)
+                     .merge(coverage_interval(held), on=["split", "k", "method"], how="left"))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -103,7 +107,9 @@ def main() -> None:
                         help="run nothing: redraw <out>.md and the figures from <out>.csv")
     args = parser.parse_args()
     if args.replot:
-        write_outputs(pd.read_csv(args.out.with_suffix(".csv")), args.out)
+        table, kept = pd.read_csv(args.out.with_suffix(".csv")), args.out.with_suffix(".parquet")
+        write_outputs(gaps_per_dataset(table, pd.read_parquet(kept)) if kept.exists() else table,
+                      args.out)
         return
     tables, predictions = [], []
     for name in args.datasets.split(","):
