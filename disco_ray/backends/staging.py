@@ -66,13 +66,13 @@ def remove_abandoned(root: Path) -> list[Path]:
     Kept: a directory without a readable `owner.json` (not a copy, one being created, or one
     staged before copies recorded their owner), a symbolic link, and a copy whose owner this
     process cannot check (another machine or boot, another PID namespace, no Linux /proc)."""
-    removed = []
+    removed, me = [], _process_identity()
     for folder in sorted(root.glob(f"{PREFIX}*")):
         try:
             owner = json.loads((folder / OWNER).read_text())
         except (OSError, ValueError):
             continue
-        if folder.is_symlink() or not _abandoned(owner):
+        if folder.is_symlink() or not _abandoned(owner, me):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         if not folder.exists():
@@ -106,10 +106,10 @@ def _start_time(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[19])   # fields after the (command) start at 3
 
 
-def _abandoned(owner: object) -> bool:
+def _abandoned(owner: object, me: dict | None) -> bool:
     """Whether the process `owner` (an `owner.json`) names is certainly gone: same boot and PID
-    namespace as this process, and no process with its pid and start time."""
-    me = _process_identity()
+    namespace as this process (`me`, its `_process_identity`), and no process with its pid and
+    start time."""
     if me is None or not isinstance(owner, dict) or not isinstance(owner.get("pid"), int):
         return False
     if (owner.get("boot"), owner.get("pid_namespace")) != (me["boot"], me["pid_namespace"]):

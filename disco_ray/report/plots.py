@@ -188,7 +188,7 @@ def evaluation_figure(summary: pd.DataFrame, title: str = "") -> Figure:
         variants = [m for m in dict.fromkeys(shown["method"]) if m.startswith("disco")]
         for method, rows in shown.groupby("method", sort=False):
             rows = rows.sort_values("k")
-            style = {"linewidth": 3.0, "zorder": 3} if method.startswith("disco") else {
+            style = {"linewidth": 3.0, "zorder": 3} if method in variants else {
                 "linewidth": 1.2, "alpha": 0.8}
             mae_ax.plot(rows["k"], rows["mae_pp"], marker="o", label=method, **style)
             [line] = coverage_ax.plot(rows["k"], rows["coverage90"], marker="o", label=method,
