@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -114,6 +115,12 @@ def _add_evaluate(sub, common: argparse.ArgumentParser) -> None:
                    help="also write every held-out model's prediction and interval (Parquet)")
     p.add_argument("--plot", type=Path,
                    help="also draw MAE and interval coverage against k per method (PNG)")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="cells run at once, as tasks on a local Ray with this many CPUs "
+                        "(default 1: one after another in this process, no Ray)")
+    p.add_argument("--address",
+                   help="run the cells as tasks on this Ray cluster instead (or set "
+                        "$RAY_ADDRESS, as `ray job submit` does)")
 
 
 def _add_run(sub, common: argparse.ArgumentParser) -> None:
@@ -190,12 +197,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from disco_ray.distributed.evaluation import cell_runner
     from disco_ray.evaluation import (GAP_COLUMNS, evaluation_table, held_out_predictions,
                                       per_seed_metrics)
     from disco_ray.io import atomic_path
 
-    predictions = held_out_predictions(_read(args), args.methods, args.anchors, args.split,
-                                       args.seeds, progress=not args.quiet)
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    with cell_runner(address, args.workers, args.quiet) as runner:
+        predictions = held_out_predictions(_read(args), args.methods, args.anchors, args.split,
+                                           args.seeds, progress=not args.quiet, runner=runner)
     summary = evaluation_table(predictions)
     table = per_seed_metrics(predictions) if args.per_seed else summary
     if args.predictions:

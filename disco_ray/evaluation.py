@@ -9,7 +9,7 @@ prediction is kept (`held_out_predictions`); the metrics per seed, their means, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -124,35 +124,71 @@ def metrics(rows: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def held_out_predictions(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
-                         splits: Sequence[str], seeds: int = 5,
-                         progress: bool = True) -> pd.DataFrame:
-    """Every held-out model's prediction: one row per (split, k, method, seed, model) with its
-    true score, predicted score, 90% interval, out-of-population flag and frontier warning.
+@dataclass(frozen=True)
+class Cell:
+    """One condense-and-predict of the protocol: `method` at `k` anchors on one split. `seed`
+    labels its rows (0 for every leave-one-model-out split, which are pooled into one seed)."""
 
-    Leave-one-model-out splits are pooled into one set of predictions (seed 0). Every argument
-    is checked before any method runs.
-    """
-    _check_plan(outputs, methods, ks, seeds)
-    plan = {name: list(model_splits(outputs, name, seeds)) for name in splits}
-    total = sum(len(s) for s in plan.values()) * len(ks) * len(methods)
-    bar = tqdm(total=total, desc="evaluate", disable=not progress)
-    scores = outputs.scores()
-    frames = []
-    for name, split_list in plan.items():
+    position: int
+    split: Split
+    k: int
+    method: str
+    seed: int
+
+
+CellRunner = Callable[[ModelOutputs, Sequence[Cell]], Iterable[tuple[Cell, pd.DataFrame]]]
+
+
+def evaluation_cells(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
+                     splits: Sequence[str], seeds: int) -> list[Cell]:
+    """Every cell of an evaluation, in the order its rows are reported."""
+    cells: list[Cell] = []
+    for name in splits:
+        split_list = list(model_splits(outputs, name, seeds))
         leave_one_out = all(len(s.held_out) == 1 for s in split_list)
         for k in ks:
             for method in methods:
                 for split in split_list:
-                    bench = condense(outputs.take_models(split.references),
-                                     method_settings(method, k, split.seed))
-                    predicted = bench.predict(outputs.take_models(split.held_out))
-                    frames.append(prediction_frame(predicted, scores[split.held_out]).assign(
-                        split=name, k=k, method=method,
-                        seed=0 if leave_one_out else split.seed))
-                    bar.update()
-    bar.close()
-    return pd.concat(frames, ignore_index=True)[list(PREDICTION_COLUMNS)]
+                    cells.append(Cell(len(cells), split, k, method,
+                                      0 if leave_one_out else split.seed))
+    return cells
+
+
+def predict_cell(outputs: ModelOutputs, cell: Cell) -> pd.DataFrame:
+    """Condense `cell`'s references and predict its held-out models: their prediction rows."""
+    split = cell.split
+    bench = condense(outputs.take_models(split.references),
+                     method_settings(cell.method, cell.k, split.seed))
+    predicted = bench.predict(outputs.take_models(split.held_out))
+    return prediction_frame(predicted, outputs.scores()[split.held_out]).assign(
+        split=split.name, k=cell.k, method=cell.method, seed=cell.seed)
+
+
+def run_cells_in_process(outputs: ModelOutputs,
+                         cells: Sequence[Cell]) -> Iterator[tuple[Cell, pd.DataFrame]]:
+    """The default `CellRunner`: one cell after another, here."""
+    for cell in cells:
+        yield cell, predict_cell(outputs, cell)
+
+
+def held_out_predictions(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
+                         splits: Sequence[str], seeds: int = 5, progress: bool = True,
+                         runner: CellRunner = run_cells_in_process) -> pd.DataFrame:
+    """Every held-out model's prediction: one row per (split, k, method, seed, model) with its
+    true score, predicted score, 90% interval, out-of-population flag and frontier warning.
+
+    Leave-one-model-out splits are pooled into one set of predictions (seed 0). Every argument
+    is checked before any method runs. `runner` runs the cells, in any order (the Ray layer's
+    `run_cells_on_ray` runs them as tasks); the rows come back in `evaluation_cells` order.
+    """
+    _check_plan(outputs, methods, ks, seeds)
+    cells = evaluation_cells(outputs, methods, ks, splits, seeds)
+    frames: dict[int, pd.DataFrame] = {}
+    for cell, frame in tqdm(runner(outputs, cells), total=len(cells), desc="evaluate",
+                            disable=not progress):
+        frames[cell.position] = frame
+    return pd.concat([frames[i] for i in range(len(cells))],
+                     ignore_index=True)[list(PREDICTION_COLUMNS)]
 
 
 def _check_plan(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],

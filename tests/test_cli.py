@@ -1,5 +1,6 @@
 """The CLI mirrors the Python API; evaluate prints one JSON object per line."""
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -123,8 +124,9 @@ def test_evaluation_figure_draws_every_method_per_split():
 
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
-    """A typo in a method, seeds < 1 or an output folder of the user's files stop the command
-    before any condense runs (which can take minutes), and nothing of the user's is touched."""
+    """A typo in a method, seeds < 1, --workers without Ray installed or an output folder of the
+    user's files stop the command before any condense runs (which can take minutes), and nothing
+    of the user's is touched."""
     import disco_ray.condensed
 
     def no_condense(*args, **kwargs):
@@ -138,6 +140,11 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch
         with pytest.raises(SystemExit) as exit_:
             main([*argv, "--data", str(path)])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "ray" else find_spec(name, *a))
+    assert main(["evaluate", "--data", str(path), "--workers", "2"]) == 2
+    assert "pip install 'disco-ray[ray]'" in capsys.readouterr().err
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
@@ -212,15 +219,17 @@ def test_anchors_in_lm_eval_format_need_lm_eval_ids(tmp_path, capsys):
 
 
 def test_the_readmes_commands_parse():
-    """Every disco-ray command in the README's shell blocks and API table is valid CLI."""
+    """Every disco-ray command in the READMEs' shell blocks and API table is valid CLI."""
     from pathlib import Path
 
     from disco_ray.cli import build_parser
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text() + (root / "cluster" / "README.md").read_text()
     shell = "\n".join(re.findall(r"```bash\n(.*?)```", readme, re.S)).replace("\\\n", " ")
-    commands = re.findall(r"(?:^|\$\(|&& )disco-ray ([^#\n)\"]*)", shell, re.M)
+    commands = re.findall(r"(?:^|\$\(|&& |python -m )disco[-_]ray ([^#\n)\"]*)", shell, re.M)
     commands += re.findall(r"^\| `disco-ray ([^`]*)` \|", readme, re.M)
-    assert len(commands) >= 10
+    assert len(commands) >= 10 and any("--split random,top --seeds 5 --pred" in c
+                                       for c in commands)   # cluster/README.md's evaluate
     for command in commands:
         build_parser().parse_args(command.split())   # exits (fails the test) on a bad command

@@ -1,2 +1,3 @@
-"""The Ray layer: model-hosting actors, their scheduler, the per-model output cache, and the
-Ray Data disagreement reduction. It orchestrates only; every computation lives in the core."""
+"""The Ray layer: model-hosting actors, their scheduler, the per-model output cache, the Ray Data
+disagreement reduction, and the evaluation protocol's cells as tasks. It orchestrates only; every
+computation lives in the core."""

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from disco_ray.distributed.evaluation import cell_runner
 from disco_ray.evaluation import (COVERAGE_CI_COLUMNS, coverage_interval, held_out_predictions,
                                   per_seed_metrics, summarize, with_gaps)
 from disco_ray.io import atomic_path, read_outputs
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("examples/benchmarks/dev_table"))
     parser.add_argument("--reuse", type=Path, action="append", default=[],
                         help="earlier CSV of this script: rows of methods not run this time")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="cells at once, as tasks on a local Ray (default 1: here)")
     parser.add_argument("--replot", action="store_true",
                         help="run nothing: redraw <out>.md and the figures from <out>.csv")
     args = parser.parse_args()
@@ -112,15 +115,17 @@ def main() -> None:
                       args.out)
         return
     tables, predictions = [], []
-    for name in args.datasets.split(","):
-        start = time.perf_counter()
-        outputs = read_outputs(args.data_dir / f"{name}.npz")
-        ks = [int(k) for k in args.anchors.split(",") if int(k) <= outputs.n_samples]
-        held = held_out_predictions(outputs, args.methods.split(","), ks,
-                                    args.splits.split(","), args.seeds).assign(data=name)
-        predictions.append(held)
-        tables.append(summarize(per_seed_metrics(held)).assign(data=name))
-        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+    with cell_runner(None, args.workers, quiet=False) as runner:
+        for name in args.datasets.split(","):
+            start = time.perf_counter()
+            outputs = read_outputs(args.data_dir / f"{name}.npz")
+            ks = [int(k) for k in args.anchors.split(",") if int(k) <= outputs.n_samples]
+            held = held_out_predictions(outputs, args.methods.split(","), ks,
+                                        args.splits.split(","), args.seeds,
+                                        runner=runner).assign(data=name)
+            predictions.append(held)
+            tables.append(summarize(per_seed_metrics(held)).assign(data=name))
+            print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     table = pd.concat(tables, ignore_index=True)
     predictions = pd.concat(predictions, ignore_index=True)
     for path in args.reuse:
