@@ -214,12 +214,6 @@ def per_seed_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluate(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
-             splits: Sequence[str], seeds: int = 5, progress: bool = True) -> pd.DataFrame:
-    """`per_seed_metrics` of `held_out_predictions`: the metrics per (split, k, method, seed)."""
-    return per_seed_metrics(held_out_predictions(outputs, methods, ks, splits, seeds, progress))
-
-
 def gap_to_best_baseline(predictions: pd.DataFrame, method: str = "disco") -> pd.DataFrame:
     """Per (split, k): `method`'s MAE minus the lowest MAE among the baselines (methods not
     named `disco*`), with the standard error of that paired difference.

@@ -98,6 +98,9 @@ def make_metamodel(spec: dict, seed: int) -> BaseEstimator:
     """A metamodel from its spec: `{"regressor": "direct"}` or SignatureRegressor's arguments."""
     spec = dict(spec)
     kind = spec.pop("regressor", "rf")
+    if kind not in METAMODELS:
+        raise ValueError(f"unknown metamodel '{kind}' in the spec {spec | {'regressor': kind}}. "
+                         f"Fix: set 'regressor' to one of {', '.join(METAMODELS)}")
     if kind == "direct":
         return AnchorMean(**spec)
     if kind == "gp_irt":

@@ -75,6 +75,13 @@ def test_k_larger_than_n(population):
         condense(population, method_settings("pds_rf", 61))
 
 
+def test_an_unknown_metamodel_is_named_with_the_known_ones(population):
+    settings = CondenseSettings(k=5, selection="random", metamodels=({"regressor": "lgbm"},))
+    with pytest.raises(ValueError, match="unknown metamodel 'lgbm'.*one of direct, gp_irt, "
+                                         "hybrid, stack, rf, knn, ridge"):
+        condense(population.take_models(range(60)), settings)
+
+
 def test_incompatible_version_is_refused(tmp_path, population):
     path = condense(population.take_models(range(60)), SETTINGS).save(tmp_path / "b")
     manifest = json.loads((path / "condensed.json").read_text())
