@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -116,11 +115,12 @@ def _add_evaluate(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", type=Path,
                    help="also draw MAE and interval coverage against k per method (PNG)")
     p.add_argument("--workers", type=_positive_int, default=1,
-                   help="cells run at once, as tasks on a local Ray with this many CPUs "
-                        "(default 1: one after another in this process, no Ray)")
+                   help="cells run at once, as Ray tasks of one CPU: on a local Ray with this "
+                        "many CPUs, or on the cluster of --address / $RAY_ADDRESS (default 1: "
+                        "one after another in this process, no Ray)")
     p.add_argument("--address",
-                   help="run the cells as tasks on this Ray cluster instead (or set "
-                        "$RAY_ADDRESS, as `ray job submit` does)")
+                   help="with --workers N: run the cells on this Ray cluster (`ray job submit` "
+                        "sets $RAY_ADDRESS, which does the same)")
 
 
 def _add_run(sub, common: argparse.ArgumentParser) -> None:
@@ -198,14 +198,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from disco_ray.distributed.evaluation import cell_runner
-    from disco_ray.evaluation import (GAP_COLUMNS, evaluation_table, held_out_predictions,
-                                      per_seed_metrics)
+    from disco_ray.distributed.session import address_from_env
+    from disco_ray.evaluation import (GAP_COLUMNS, check_plan, evaluation_table,
+                                      held_out_predictions, per_seed_metrics)
     from disco_ray.io import atomic_path
 
-    address = args.address or os.environ.get("RAY_ADDRESS")
+    outputs = _read(args)
+    plan = (outputs, args.methods, args.anchors, args.split, args.seeds)
+    check_plan(*plan)   # before Ray starts: a typo costs no cluster connection
+    address = args.address or (address_from_env() if args.workers > 1 else None)
     with cell_runner(address, args.workers, args.quiet) as runner:
-        predictions = held_out_predictions(_read(args), args.methods, args.anchors, args.split,
-                                           args.seeds, progress=not args.quiet, runner=runner)
+        predictions = held_out_predictions(*plan, progress=not args.quiet, runner=runner)
     summary = evaluation_table(predictions)
     table = per_seed_metrics(predictions) if args.per_seed else summary
     if args.predictions:

@@ -181,19 +181,24 @@ def held_out_predictions(outputs: ModelOutputs, methods: Sequence[str], ks: Sequ
     is checked before any method runs. `runner` runs the cells, in any order (the Ray layer's
     `run_cells_on_ray` runs them as tasks); the rows come back in `evaluation_cells` order.
     """
-    _check_plan(outputs, methods, ks, seeds)
+    check_plan(outputs, methods, ks, splits, seeds)
     cells = evaluation_cells(outputs, methods, ks, splits, seeds)
     frames: dict[int, pd.DataFrame] = {}
     for cell, frame in tqdm(runner(outputs, cells), total=len(cells), desc="evaluate",
                             disable=not progress):
         frames[cell.position] = frame
+    if len(frames) < len(cells):
+        raise RuntimeError(f"the cell runner returned {len(frames)} of {len(cells)} cells")
     return pd.concat([frames[i] for i in range(len(cells))],
                      ignore_index=True)[list(PREDICTION_COLUMNS)]
 
 
-def _check_plan(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
-                seeds: int) -> None:
-    """Refuse an evaluation that would fail part-way: unknown methods, k out of range, no seeds."""
+def check_plan(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
+               splits: Sequence[str], seeds: int) -> None:
+    """Refuse an evaluation that would fail part-way: unknown methods or splits, a split the
+    outputs cannot make, k out of range, no seeds."""
+    for name in splits:
+        next(model_splits(outputs, name, 1), None)   # raises for an unknown or impossible split
     if seeds < 1:
         raise ValueError(f"seeds={seeds}: at least one seed is needed. Fix: --seeds 1 or more")
     if not methods or not ks:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,6 +27,7 @@ from disco_ray.config import (ConfigError, RunConfig, call_factory, config_error
 from disco_ray.distributed.actors import Loader
 from disco_ray.distributed.cache import (OutputCache, cache_key, part_name, read_parts,
                                          samples_hash)
+from disco_ray.distributed.session import address_from_env
 from disco_ray.io import atomic_path
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs, OutputsError
@@ -116,15 +116,16 @@ def run(config: RunConfig, *, output: str | Path | None = None, address: str | N
     Args:
         config: the validated configuration.
         output: output directory (default: `config.output`, else runs/<name>).
-        address: Ray address (default: `config.ray.address`, else $RAY_ADDRESS, else a local
-            Ray started in-process). An existing Ray session is always reused.
+        address: Ray address (default: `config.ray.address`, else $RAY_ADDRESS unless it is
+            a job-submission http(s) URL, else a local Ray started in-process). An existing
+            Ray session is always reused.
         quiet: no progress bars and no Ray info logs.
         loader: how model actors load backends (default: the backend registry); a hook for
             custom backends that are not importable by name on the workers.
     """
     output_dir = Path(output or config.output or Path("runs") / config.name)
     _check_output_dir(config.source, output_dir)
-    address = address or config.ray.address or os.environ.get("RAY_ADDRESS")
+    address = address or config.ray.address or address_from_env()
     log.info("run '%s' -> %s", config.name, output_dir)
     with contextlib.ExitStack() as exits:
         result = _stages(_Run(config, output_dir, loader, quiet, address, exits))

@@ -1,5 +1,6 @@
 """The CLI mirrors the Python API; evaluate prints one JSON object per line."""
 
+import contextlib
 import importlib.util
 import json
 import re
@@ -124,13 +125,15 @@ def test_evaluation_figure_draws_every_method_per_split():
 
 
 def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
-    """A typo in a method, seeds < 1, --workers without Ray installed or an output folder of the
-    user's files stop the command before any condense runs (which can take minutes), and nothing
-    of the user's is touched."""
+    """A typo in a method, seeds < 1, k beyond the samples, --address without --workers,
+    --workers without Ray installed or an output folder of the user's files stop the command
+    before any condense runs (which can take minutes) or Ray starts, and nothing of the user's
+    is touched."""
     import disco_ray.condensed
+    import disco_ray.distributed.session
 
     def no_condense(*args, **kwargs):
-        raise AssertionError("condense ran before the arguments were checked")
+        raise AssertionError("condense or Ray ran before the arguments were checked")
 
     monkeypatch.setattr(disco_ray.condensed, "condense", no_condense)
     path = _npz(tmp_path, synthetic_population(30, 20, with_probs=False))
@@ -140,10 +143,15 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch
         with pytest.raises(SystemExit) as exit_:
             main([*argv, "--data", str(path)])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+    monkeypatch.setattr(disco_ray.distributed.session, "ray_session", no_condense)
+    assert main(["evaluate", "--data", str(path), "--workers", "2", "--anchors", "500"]) == 2
+    assert "k=500 anchors requested" in capsys.readouterr().err   # and no Ray started
+    assert main(["evaluate", "--data", str(path), "--anchors", "5", "--address", "auto"]) == 2
+    assert "Fix: add --workers N" in capsys.readouterr().err
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "ray" else find_spec(name, *a))
-    assert main(["evaluate", "--data", str(path), "--workers", "2"]) == 2
+    assert main(["evaluate", "--data", str(path), "--anchors", "5", "--workers", "2"]) == 2
     assert "pip install 'disco-ray[ray]'" in capsys.readouterr().err
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -151,6 +159,32 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch
     assert main(["condense", "--data", str(path), "--k", "5", "--output", str(mine)]) == 2
     assert "holds no condensed.json" in capsys.readouterr().err
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_where_evaluate_runs_its_cells(monkeypatch):
+    """One worker: here (an http $RAY_ADDRESS, the job API's, is no cluster to join). More: Ray,
+    at the given address or a local one, with that many cells in flight."""
+    import disco_ray.distributed.session as session
+    from disco_ray.distributed.evaluation import cell_runner, run_cells_on_ray
+    from disco_ray.evaluation import run_cells_in_process
+
+    opened = []
+    monkeypatch.setattr(session, "ray_session", lambda *args: opened.append(args)
+                        or contextlib.nullcontext())
+    with cell_runner(None, 1, quiet=True) as runner:
+        assert runner is run_cells_in_process
+    with cell_runner("10.0.0.5:6379", 8, quiet=True) as runner:
+        assert runner.func is run_cells_on_ray and runner.keywords == {"max_in_flight": 8}
+    with cell_runner(None, 3, quiet=False):
+        pass
+    assert opened == [("10.0.0.5:6379", 8, True), (None, 3, False)]
+    with pytest.raises(ValueError, match="Fix: add --workers N"):
+        with cell_runner("auto", 1, quiet=True):
+            pass
+    for value, expected in (("http://127.0.0.1:8265", None), ("https://ray.example", None),
+                            ("10.0.0.5:6379", "10.0.0.5:6379"), ("", None)):
+        monkeypatch.setenv("RAY_ADDRESS", value)
+        assert session.address_from_env() == expected
 
 
 def _write_lm_eval_logs(folder, outputs, docs=None):
@@ -229,7 +263,7 @@ def test_the_readmes_commands_parse():
     shell = "\n".join(re.findall(r"```bash\n(.*?)```", readme, re.S)).replace("\\\n", " ")
     commands = re.findall(r"(?:^|\$\(|&& |python -m )disco[-_]ray ([^#\n)\"]*)", shell, re.M)
     commands += re.findall(r"^\| `disco-ray ([^`]*)` \|", readme, re.M)
-    assert len(commands) >= 10 and any("--split random,top --seeds 5 --pred" in c
+    assert len(commands) >= 10 and any("--seeds 5 --workers 64 --pred" in c
                                        for c in commands)   # cluster/README.md's evaluate
     for command in commands:
         build_parser().parse_args(command.split())   # exits (fails the test) on a bad command

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+
+def address_from_env() -> str | None:
+    """$RAY_ADDRESS, unless it is an http(s) URL: that is the job API's address (the dashboard,
+    which `ray job submit` reads), not one a driver can join. Inside a job, Ray sets it to the
+    cluster's own address."""
+    address = os.environ.get("RAY_ADDRESS") or None
+    if address and address.startswith(("http://", "https://")):
+        log.info("RAY_ADDRESS=%s is a job-submission address, not a cluster to join: ignored",
+                 address)
+        return None
+    return address
 
 
 @contextlib.contextmanager

@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--replot", action="store_true",
                         help="run nothing: redraw <out>.md and the figures from <out>.csv")
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: at least 1 is needed")
     if args.replot:
         table, kept = pd.read_csv(args.out.with_suffix(".csv")), args.out.with_suffix(".parquet")
         write_outputs(gaps_per_dataset(table, pd.read_parquet(kept)) if kept.exists() else table,
