@@ -115,11 +115,12 @@ def _add_evaluate(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", type=Path,
                    help="also draw MAE and interval coverage against k per method (PNG)")
     p.add_argument("--workers", type=_positive_int, default=1,
-                   help="cells run at once, as Ray tasks of one CPU: on a local Ray with this "
-                        "many CPUs, or on the cluster of --address / $RAY_ADDRESS (default 1: "
-                        "one after another in this process, no Ray)")
+                   help="condense-and-predict runs (one per split, k, method and seed) at "
+                        "once, as Ray tasks of one CPU: on a local Ray with this many CPUs, or "
+                        "on the cluster of --address / $RAY_ADDRESS (default 1: one after "
+                        "another in this process, no Ray)")
     p.add_argument("--address",
-                   help="with --workers N: run the cells on this Ray cluster (`ray job submit` "
+                   help="with --workers N: run them on this Ray cluster (`ray job submit` "
                         "sets $RAY_ADDRESS, which does the same)")
 
 
