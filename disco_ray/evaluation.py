@@ -159,8 +159,8 @@ def predict_cell(outputs: ModelOutputs, cell: Cell) -> pd.DataFrame:
     split = cell.split
     bench = condense(outputs.take_models(split.references),
                      method_settings(cell.method, cell.k, split.seed))
-    predicted = bench.predict(outputs.take_models(split.held_out))
-    return prediction_frame(predicted, outputs.scores()[split.held_out]).assign(
+    held_out = outputs.take_models(split.held_out)
+    return prediction_frame(bench.predict(held_out), held_out.scores()).assign(
         split=split.name, k=cell.k, method=cell.method, seed=cell.seed)
 
 
