@@ -51,10 +51,14 @@ def _method_list(text: str) -> list[str]:
     return names
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+def _positive_int(text: str, low: int = 1) -> int:
+    if not text.isdigit() or int(text) < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
     return int(text)
+
+
+def _seed(text: str) -> int:
+    return _positive_int(text, low=0)
 
 
 def _add_condense(sub, common: argparse.ArgumentParser) -> None:
@@ -65,7 +69,7 @@ def _add_condense(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                    help="method preset (disco_ray.methods; disco_frontier for targets expected "
                         "beyond every reference; default disco)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=_seed, default=0,
                    help="seeds anchor draws, CV and metamodels (default 0)")
     p.add_argument("--output", required=True, type=Path,
                    help="directory to write (new, empty, or an earlier benchmark)")
@@ -147,11 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_condense(args: argparse.Namespace) -> int:
-    from disco_ray.condensed import MANIFEST, condense
+    from disco_ray.condensed import DATA_FILES, MANIFEST, condense
     from disco_ray.io.atomic import check_replaceable
     from disco_ray.methods import method_settings
 
-    check_replaceable(args.output, MANIFEST)   # before minutes of work, not after
+    check_replaceable(args.output, MANIFEST, DATA_FILES)   # before minutes of work, not after
     outputs = _read(args)
     bench = condense(outputs, method_settings(args.method, args.k, args.seed))
     bench.save(args.output)

@@ -29,7 +29,11 @@ from disco_ray.uncertainty import (OOD_WIDENING, ExtrapolationInterval, Populati
                                    at_frontier, conformal_halfwidth)
 
 FORMAT_VERSION = 1
+MIN_REFERENCES = 3
 MANIFEST = "condensed.json"
+REFERENCES_FILE = "references.parquet"
+DISAGREEMENT_FILE = "disagreement.npz"
+DATA_FILES = (REFERENCES_FILE, DISAGREEMENT_FILE)   # beside MANIFEST in a saved benchmark
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,10 @@ class CondenseSettings:
         data["metamodels"] = tuple(data["metamodels"])
         data["candidates"] = tuple(data.get("candidates", ()))
         return cls(**data)
+
+
+class NoCandidateError(ValueError):
+    """No selection candidate could draw its anchors from these references."""
 
 
 @dataclass(frozen=True)
@@ -164,9 +172,10 @@ class CondensedBenchmark:
         """Predict every model's full score from its outputs on (at least) the anchors (the
         anchor accuracy rounded to 1e-6: the features are float32)."""
         anchors = outputs.sample_index(self.anchor_ids)
-        self._check_compatible(outputs)
+        outputs = self._compatible(outputs)
         X = anchor_features(outputs, anchors)
         scores, routed, spread = self._routed_scores(X)
+        scores = np.clip(scores, 0.0, 1.0)   # a score is a fraction, even extrapolated
         reasons = self._population.reasons(X, scores)
         ood_half = self._out_of_population_halfwidth(scores, spread)
         best = self._population.score_range[1]
@@ -206,16 +215,33 @@ class CondensedBenchmark:
             half = np.maximum(half, self._spread_scale * spread)
         return half
 
-    def _check_compatible(self, outputs: ModelOutputs) -> None:
+    def _compatible(self, outputs: ModelOutputs) -> ModelOutputs:
+        """`outputs` in the references' form: a target with fewer answer choices (it may hold
+        only the anchors) gets zero-probability ones added; more choices or another form is an
+        error."""
         if self.references.has_probs != outputs.has_probs:
             kind = "per-choice probabilities" if self.references.has_probs else "0/1 outcomes"
             raise OutputsError(f"{outputs.source}: field 'probs': the condensed benchmark was "
                                f"built from {kind}. Fix: give the target's outputs in the same "
                                "form")
-        if outputs.has_probs and outputs.probs.shape[2] != self.references.probs.shape[2]:
-            raise OutputsError(f"{outputs.source}: field 'probs' has {outputs.probs.shape[2]} "
-                               f"choices, the references {self.references.probs.shape[2]}. Fix: "
-                               "score the same answer options as the reference models")
+        self._check_same_metric(outputs)
+        if not outputs.has_probs:
+            return outputs
+        have, need = outputs.probs.shape[2], self.references.probs.shape[2]
+        if have > need:
+            raise OutputsError(f"{outputs.source}: field 'probs' has {have} choices, the "
+                               f"references {need}. Fix: score the same answer options as the "
+                               "reference models")
+        return outputs.with_choices(need) if have < need else outputs
+
+    def _check_same_metric(self, outputs: ModelOutputs) -> None:
+        """Targets read from lm-eval logs must be read with the references' metric."""
+        mine = self.references.meta.get("lm_eval_metric")
+        theirs = outputs.meta.get("lm_eval_metric")
+        if mine and theirs and mine != theirs:
+            raise OutputsError(f"{outputs.source}: the lm-eval logs were read with metric "
+                               f"{theirs!r}, the references with {mine!r}. Fix: read them with "
+                               f"--metric {mine} (Python: read_outputs(..., metric={mine!r}))")
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -225,9 +251,9 @@ class CondensedBenchmark:
         from disco_ray.io.atomic import atomic_directory
 
         directory = Path(directory)
-        with atomic_directory(directory, MANIFEST) as tmp:
-            write_outputs(self.references, tmp / "references.parquet")
-            np.savez(tmp / "disagreement.npz", sample_ids=np.array(list(self.disagreement)),
+        with atomic_directory(directory, MANIFEST, DATA_FILES) as tmp:
+            write_outputs(self.references, tmp / REFERENCES_FILE)
+            np.savez(tmp / DISAGREEMENT_FILE, sample_ids=np.array(list(self.disagreement)),
                      scores=np.array(list(self.disagreement.values()), dtype=np.float64))
             manifest = {"format_version": FORMAT_VERSION, "disco_ray_version": __version__,
                         "settings": self.settings.to_json(), "choice": self.choice,
@@ -245,24 +271,41 @@ class CondensedBenchmark:
         if not path.exists():
             raise OutputsError(f"{path}: not found. Fix: point at a directory written by "
                                "`disco-ray condense`")
-        manifest = json.loads(path.read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise OutputsError(
-                f"{path}: field 'format_version' is {manifest.get('format_version')} (written by "
-                f"disco-ray {manifest.get('disco_ray_version')}); this disco-ray "
-                f"{__version__} reads {FORMAT_VERSION}. Fix: condense the benchmark again")
-        with np.load(directory / "disagreement.npz", allow_pickle=False) as data:
+        manifest = _read_manifest(path)
+        with np.load(directory / DISAGREEMENT_FILE, allow_pickle=False) as data:
             disagreement = dict(zip(data["sample_ids"].tolist(), data["scores"].tolist()))
-        return cls(CondenseSettings.from_json(manifest["settings"]),
-                   read_outputs(directory / "references.parquet"), manifest["choice"],
-                   disagreement, manifest["data_hash"])
+        return cls(manifest["settings"], read_outputs(directory / REFERENCES_FILE),
+                   manifest["choice"], disagreement, manifest["data_hash"])
+
+
+def _read_manifest(path: Path) -> dict:
+    """The manifest of a saved benchmark, its settings parsed; a clear error if it is not one
+    this version wrote."""
+    from disco_ray.io.json_object import json_object
+
+    manifest = json_object(path.read_text(), str(path), "condense the benchmark again "
+                           "(disco-ray writes this file; do not edit it)")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise OutputsError(
+            f"{path}: field 'format_version' is {version} (written by disco-ray "
+            f"{manifest.get('disco_ray_version')}); this disco-ray {__version__} reads "
+            f"{FORMAT_VERSION}. Fix: condense the benchmark again")
+    try:
+        return {**manifest, "settings": CondenseSettings.from_json(manifest["settings"]),
+                "choice": manifest["choice"], "data_hash": manifest["data_hash"]}
+    except (KeyError, TypeError) as err:
+        problem = f"field {err} is missing" if isinstance(err, KeyError) else f"settings: {err}"
+        raise OutputsError(f"{path}: {problem}, not what this disco-ray {__version__} writes. "
+                           "Fix: condense the benchmark again (disco-ray writes this file; do "
+                           "not edit it)") from err
 
 
 def data_hash(outputs: ModelOutputs) -> str:
     """sha256 of everything the offline phase reads from the reference outputs."""
     digest = hashlib.sha256()
     for array in (outputs.model_ids, outputs.sample_ids, outputs.correct, outputs.probs,
-                  outputs.full_score):
+                  outputs.full_score, outputs.gold, outputs.groups):
         if array is not None:
             digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
@@ -300,6 +343,14 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
     reduction): one array, or a mapping {`pds`/`jsd`: array}. Guiding subsets other than all
     references are then still scored in memory.
     """
+    if references.n_models < MIN_REFERENCES:
+        raise ValueError(f"{references.source}: {references.n_models} reference model(s); "
+                         f"condensing needs at least {MIN_REFERENCES} (to cross-validate on "
+                         "them). Fix: add reference models (dozens make a useful benchmark)")
+    if references.has_probs and references.gold is None:
+        raise OutputsError(f"{references.source}: field 'gold' is missing; with per-choice "
+                           "probabilities it tells which choice is right on the anchors. Fix: "
+                           "add gold, or leave probs out (correct alone is enough)")
     if settings.k > references.n_samples:
         raise ValueError(f"k={settings.k} anchors requested but {references.source} has "
                          f"{references.n_samples} samples. Fix: choose k <= "
@@ -307,25 +358,25 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
     irt_cache: dict = {}
     candidates, unbiased_mean = _feasible_candidates(references, settings)
     several = len(candidates) > 1
-    nested = several and references.n_models < settings.nested_below
+    nested = several and references.n_models < settings.nested_below and _folds_can_condense(
+        references.n_models, settings.cv_folds)
     # several candidates are compared with cheap proxies of the metamodels, or nested fits
     specs = tuple(_proxy(spec) for spec in settings.metamodels) if several else settings.metamodels
     best: _Candidate | None = None
     for candidate in _drawn_candidates(references, settings, candidates, unbiased_mean, scores):
         if nested:
-            candidate.cv_mae = cross_validated_error(references, replace(
-                settings, candidates=(candidate.selection,), guiding=(candidate.guiding,)))
+            candidate.cv_mae = _nested_error(references, settings, candidate)
         else:
             candidate.cv_mae = _fit_candidate(candidate, references, specs, settings, irt_cache)
         if best is None or candidate.cv_mae < best.cv_mae:
             best = candidate
     if best is None:
-        raise ValueError("every selection candidate was skipped. Fix: add `random` or `cluster`"
-                         " to the candidates")
+        raise NoCandidateError("every selection candidate was skipped. Fix: add `random` or "
+                               "`cluster` to the candidates")
     if several:   # fit the real metamodels on the chosen anchors
         error = _fit_candidate(best, references, settings.metamodels, settings, irt_cache)
         # a nested error is that of the whole offline phase, anchor choice included: keep it
-        best.cv_mae = best.cv_mae if nested else error
+        best.cv_mae = best.cv_mae if nested and np.isfinite(best.cv_mae) else error
     shown = (best.disagreement if best.disagreement is not None
              else np.zeros(references.n_samples))
     choice = {"guiding": best.guiding, "metamodel": best.spec, "cv_mae": best.cv_mae}
@@ -335,6 +386,23 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
         settings, references.take_samples(best.anchors), choice,
         dict(zip(references.sample_ids.tolist(), map(float, shown))), data_hash(references),
         best.fitted)
+
+
+def _folds_can_condense(n_models: int, cv_folds: int) -> bool:
+    """Whether every training part of `cross_validated_error`'s folds holds enough references."""
+    folds = max(2, min(cv_folds, n_models))
+    return n_models - -(-n_models // folds) >= MIN_REFERENCES
+
+
+def _nested_error(references: ModelOutputs, settings: CondenseSettings,
+                  candidate: _Candidate) -> float:
+    """The whole offline phase's CV error with only this candidate; infinite when some fold's
+    references are too few or too alike to draw its anchors."""
+    try:
+        return cross_validated_error(references, replace(
+            settings, candidates=(candidate.selection,), guiding=(candidate.guiding,)))
+    except NoCandidateError:
+        return np.inf
 
 
 def _drawn_candidates(references: ModelOutputs, settings: CondenseSettings,

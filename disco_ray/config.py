@@ -23,7 +23,8 @@ from typing import Any, Callable, Literal
 from disco_ray.backends.base import ModelSpec
 
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))
-TASK_OPTIONS = ("split", "limit", "metric")
+TASK_OPTIONS = {"split": str, "limit": int,   # what a task name or file takes
+                "metric": Literal["acc", "acc_norm"]}
 
 
 class ConfigError(ValueError):
@@ -123,11 +124,30 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: file not found. Fix: give the path of a YAML run config "
                           "(see configs/ for examples)")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_unique_key_loader())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err}). Fix: check the indentation and "
                           "quoting near the position shown") from None
     return config_from_dict(data, source=str(path))
+
+
+def _unique_key_loader() -> type:
+    """A YAML safe loader that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently, so a second `references:` would drop the first)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def config_from_dict(data: Any, source: str = "<dict>") -> RunConfig:
@@ -171,6 +191,10 @@ def _convert(hint: Any, value: Any, where: str, source: str) -> Any:
     for option in options:
         if _matches(option, value):
             return tuple(value) if typing.get_origin(option) is tuple else value
+    if len(options) == 1 and typing.get_origin(hint) is tuple and isinstance(value, list):
+        item = typing.get_args(hint)[0]
+        i = next(i for i, v in enumerate(value) if not _matches(item, v))
+        _convert(item, value[i], f"{where}[{i}]", source)   # raises, naming the bad item
     allowed = " or ".join(_type_name(option) for option in options)
     raise config_error(source, where, f"expected {allowed}, got {value!r}",
                        f"give {allowed}")
@@ -216,10 +240,15 @@ def _check(config: RunConfig) -> None:
                            f"({', '.join(sources) or 'none'})",
                            "give exactly one: a benchmark name, a task file path or a factory")
     if not config.task.factory:
-        for key in config.task.options:
+        for key, value in config.task.options.items():
             if key not in TASK_OPTIONS:
                 raise config_error(src, f"task.options.{key}", "unknown task option",
                                    f"use {', '.join(TASK_OPTIONS)} (any option goes to a factory)")
+            _convert(TASK_OPTIONS[key], value, f"task.options.{key}", src)
+        _check_range(src, "task.options.limit", config.task.options.get("limit", 1), 1)
+    if not config.name or Path(config.name).name != config.name:
+        raise config_error(src, "name", f"{config.name!r} is not a plain name (it names the "
+                           "output folder runs/<name>)", "give a name such as my-eval")
     if config.references.empty:
         raise config_error(src, "references", "lists no models",
                            "give `models`, a `glob` or a `factory`")
@@ -235,6 +264,9 @@ def _check(config: RunConfig) -> None:
         raise config_error(src, "condense.method", f"unknown method '{config.condense.method}'",
                            f"use one of {', '.join(METHODS)}")
     _check_range(src, "condense.k", config.condense.k, 1)
+    _check_range(src, "condense.seed", config.condense.seed, 0)
+    if config.ray.num_cpus is not None:
+        _check_range(src, "ray.num_cpus", config.ray.num_cpus, 1)
     _check_range(src, "resources.batch_size", config.resources.batch_size, 1)
     _check_range(src, "resources.max_retries", config.resources.max_retries, 0)
     _check_range(src, "resources.cpus_per_model", config.resources.cpus_per_model, 0)
@@ -244,6 +276,7 @@ def _check(config: RunConfig) -> None:
         section = getattr(config, group)
         _check_entry(src, f"{group}.defaults", section.defaults, required=())
         for i, entry in enumerate(section.models):
+            _check_entry(src, f"{group}.models[{i}]", entry, required=())   # before merging
             make_spec(merge_defaults(entry, section.defaults), src, f"{group}.models[{i}]")
 
 
@@ -272,6 +305,9 @@ def _check_entry(source: str, where: str, entry: Any, required: tuple[str, ...])
             hint = f"did you mean '{close[0]}'?" if close else f"use {', '.join(SPEC_FIELDS)}"
             raise config_error(source, f"{where}.{key}", "unknown model field",
                                f"remove it or {hint}")
+    if not isinstance(entry.get("options", {}), dict):
+        raise config_error(source, f"{where}.options", f"expected a mapping, got "
+                           f"{entry['options']!r}", "write options as key: value pairs")
     for key in required:
         if not entry.get(key):
             raise config_error(source, f"{where}.{key}", "is missing",

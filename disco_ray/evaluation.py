@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.stats import kendalltau, norm, spearmanr
 from tqdm.auto import tqdm
 
-from disco_ray.condensed import Prediction, condense
+from disco_ray.condensed import MIN_REFERENCES, Prediction, condense
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs
 
@@ -69,6 +69,9 @@ def model_splits(outputs: ModelOutputs, split: str, seeds: int) -> Iterator[Spli
             raise ValueError(f"{outputs.source}: field 'model_dates' is missing, so there is no "
                              "chronological split. Fix: use --split random or top")
         key = np.asarray(dates).astype(str)
+        if key.shape != (m,):
+            raise ValueError(f"{outputs.source}: field 'model_dates' holds {key.size} dates for "
+                             f"{m} models. Fix: give one date per model, in model order")
     else:
         raise ValueError(f"unknown split '{split}'. Fix: use one of {', '.join(SPLITS)}")
     n_out = max(2, int(round(TOP_HOLDOUT * m)))
@@ -197,8 +200,12 @@ def check_plan(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
                splits: Sequence[str], seeds: int) -> None:
     """Refuse an evaluation that would fail part-way: unknown methods or splits, a split the
     outputs cannot make, k out of range, no seeds."""
-    for name in splits:
-        next(model_splits(outputs, name, 1), None)   # raises for an unknown or impossible split
+    for name in splits:   # model_splits raises for an unknown or impossible split
+        first = next(model_splits(outputs, name, 1), None)
+        if first is not None and len(first.references) < MIN_REFERENCES:
+            raise ValueError(f"{outputs.source}: split '{name}' leaves {len(first.references)} "
+                             f"of its {outputs.n_models} models as references; condensing needs "
+                             f"{MIN_REFERENCES}. Fix: evaluate on more models")
     if seeds < 1:
         raise ValueError(f"seeds={seeds}: at least one seed is needed. Fix: --seeds 1 or more")
     if not methods or not ks:

@@ -128,6 +128,8 @@ def fit_with_out_of_fold(spec: dict, X: np.ndarray, y: np.ndarray, folds: int,
     Random Forests use their out-of-bag predictions (one fit); other metamodels K-fold CV.
     """
     model = make_metamodel(spec, seed)
+    if isinstance(model, StackedMetamodel) and "folds" not in spec:
+        model.folds = folds   # the caller's CV, unless the spec sets its own
     if isinstance(model, (StackedMetamodel, HybridRegressor)):
         model.fit(X, y)
         return model, model.oof_

@@ -49,9 +49,13 @@ class ModelOutputs:
 
     def __post_init__(self) -> None:
         src = self.source
-        object.__setattr__(self, "model_ids", np.asarray(self.model_ids).astype(str))
-        object.__setattr__(self, "sample_ids", np.asarray(self.sample_ids).astype(str))
-        object.__setattr__(self, "correct", np.asarray(self.correct, dtype=np.float32))
+        for name in ("model_ids", "sample_ids"):
+            ids = np.asarray(getattr(self, name))
+            if ids.ndim != 1:
+                raise _fail(src, name, f"has shape {ids.shape}, expected a list of ids",
+                            "store a 1-D array of names")
+            object.__setattr__(self, name, ids.astype(str))
+        object.__setattr__(self, "correct", _numeric(src, "correct", self.correct, np.float32))
         m, n = len(self.model_ids), len(self.sample_ids)
         if m == 0 or n == 0:
             raise _fail(src, "model_ids" if m == 0 else "sample_ids", "is empty",
@@ -71,7 +75,7 @@ class ModelOutputs:
         for name, dtype in (("gold", np.int64), ("full_score", np.float64)):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, np.asarray(value, dtype=dtype))
+                object.__setattr__(self, name, _numeric(src, name, value, dtype))
         if self.groups is not None:
             object.__setattr__(self, "groups", np.asarray(self.groups).astype(str))
         for name, size in (("gold", n), ("groups", n), ("full_score", m)):
@@ -79,6 +83,8 @@ class ModelOutputs:
             if value is not None and value.shape != (size,):
                 raise _fail(src, name, f"has shape {value.shape}, expected ({size},)",
                             f"give one {name} value per {'sample' if size == n else 'model'}")
+        if self.gold is not None:
+            _check_gold(src, self.gold, None if self.probs is None else self.probs.shape[2])
         if self.full_score is not None and not np.all(np.isfinite(self.full_score)):
             raise _fail(src, "full_score", "has NaN or infinite values",
                         "give every model's full-benchmark score, or leave the field out")
@@ -130,6 +136,12 @@ class ModelOutputs:
             groups=None if self.groups is None else self.groups[index],
             full_score=self.scores())
 
+    def with_choices(self, n_choices: int) -> "ModelOutputs":
+        """The same outputs with `probs` padded by zero-probability choices to `n_choices` (a
+        file holding only some samples may not reach the benchmark's largest choice count)."""
+        pad = n_choices - self.probs.shape[2]
+        return replace(self, probs=np.pad(self.probs, ((0, 0), (0, 0), (0, pad))))
+
     def sample_index(self, sample_ids: Sequence[str], what: str = "anchor") -> np.ndarray:
         """Positions of `sample_ids` in this data; a clear error names the missing ones."""
         position = {sid: i for i, sid in enumerate(self.sample_ids)}
@@ -176,6 +188,22 @@ def group_mean(values: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
     labels, inverse = np.unique(groups, return_inverse=True)
     per_group = np.stack([values[..., inverse == g].mean(axis=-1) for g in range(len(labels))], -1)
     return per_group.mean(axis=-1).astype(np.float64)
+
+
+def _numeric(source: str, name: str, value, dtype: type) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise _fail(source, name, f"is not numeric ({err})",
+                    f"store {name} as numbers") from err
+
+
+def _check_gold(source: str, gold: np.ndarray, n_choices: int | None) -> None:
+    """Gold answers index the choices from 0 (a 1-based index is the usual slip)."""
+    top = "" if n_choices is None else f"..{n_choices - 1}"
+    if gold.size and (gold.min() < 0 or (n_choices is not None and gold.max() >= n_choices)):
+        raise _fail(source, "gold", f"holds {gold.min()}..{gold.max()}, outside the choice "
+                    f"indices 0{top}", "give the index of the right choice, counted from 0")
 
 
 def _check_unique(source: str, name: str, ids: np.ndarray) -> None:

@@ -130,11 +130,16 @@ class PopulationCheck:
                 why.append(f"signature farther from every reference ({d:.2f}) than "
                            f"{OOD_QUANTILE:.0%} of references are from theirs "
                            f"({self.distance_limit:.2f})")
-            if not self.accuracy_range[0] <= acc <= self.accuracy_range[1]:
+            if not _within(acc, self.accuracy_range):
                 why.append(f"anchor accuracy {acc:.3f} outside the references' "
                            f"[{self.accuracy_range[0]:.3f}, {self.accuracy_range[1]:.3f}]")
-            if not self.score_range[0] <= pred <= self.score_range[1]:
+            if not _within(pred, self.score_range):
                 why.append(f"predicted score {pred:.3f} outside the references' "
                            f"[{self.score_range[0]:.3f}, {self.score_range[1]:.3f}]")
             out.append("; ".join(why))
         return out
+
+
+def _within(value: float, bounds: tuple[float, float], tolerance: float = 1e-6) -> bool:
+    """`value` inside `bounds`, up to float32 rounding (a copy of a reference is inside)."""
+    return bounds[0] - tolerance <= value <= bounds[1] + tolerance

@@ -139,7 +139,9 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch
     path = _npz(tmp_path, synthetic_population(30, 20, with_probs=False))
     for argv, message in (
             (["evaluate", "--methods", "random_direct,disko"], "unknown method 'disko'"),
-            (["evaluate", "--seeds", "0"], "expected an integer >= 1, got '0'")):
+            (["evaluate", "--seeds", "0"], "expected an integer >= 1, got '0'"),
+            (["condense", "--seed", "-1", "--output", str(tmp_path / "b")],
+             "expected an integer >= 0, got '-1'")):
         with pytest.raises(SystemExit) as exit_:
             main([*argv, "--data", str(path)])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
@@ -201,6 +203,8 @@ def _write_lm_eval_logs(folder, outputs, docs=None):
             for doc_id in doc_ids:
                 i = outputs.sample_index([samples[doc_id]])[0]
                 rows.append({"doc_id": doc_id, "target": int(outputs.gold[i]),
+                             "arguments": {f"gen_args_{c}": {"arg_0": "Q:", "arg_1": f" {c}"}
+                                           for c in range(len(outputs.probs[m, i]))},
                              "filtered_resps": [[str(np.log(p)), "False"]
                                                 for p in outputs.probs[m, i]],
                              "acc": float(outputs.correct[m, i])})
@@ -238,6 +242,11 @@ def test_lm_eval_anchors_round_trip(tmp_path, capsys):
                      "--json"]) == 0
         [predicted[name]] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert predicted["anchors_only"]["score"] == pytest.approx(predicted["full"]["score"], abs=1e-9)
+    # the benchmark remembers the metric its logs were read with (through its Parquet file)
+    assert main(["predict", "--data", str(tmp_path / "full"), "--benchmark", str(bench),
+                 "--metric", "acc_norm"]) == 2
+    assert ("read with metric 'acc_norm', the references with 'acc'. Fix: read them with "
+            "--metric acc" in capsys.readouterr().err)
 
 
 def test_anchors_in_lm_eval_format_need_lm_eval_ids(tmp_path, capsys):

@@ -1,11 +1,12 @@
 """Condensing: no leakage of held-out models, save/load predicts identically, clear errors."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from disco_ray.condensed import CondensedBenchmark, CondenseSettings, condense
+from disco_ray.condensed import CondensedBenchmark, CondenseSettings, condense, data_hash
 from disco_ray.metamodels import describe_metamodel
 from disco_ray.methods import method_settings
 from disco_ray.outputs import OutputsError
@@ -70,6 +71,54 @@ def test_a_model_missing_anchor_samples_is_a_clear_error(population):
         bench.predict(target.take_samples(keep))
 
 
+def test_a_target_with_fewer_answer_choices_gets_zero_probability_ones(population):
+    """A file of the anchors only may not reach the benchmark's largest choice count (e.g. no
+    5-option question among them): its probabilities are padded, as the references' are."""
+    refs = population.take_models(range(60))
+    bench = condense(refs.with_choices(5), SETTINGS)   # as if some question had a 5th option
+    target = population.take_models(range(60, 64))
+    assert bench.predict(target) == bench.predict(target.with_choices(5))
+    with pytest.raises(OutputsError, match="'probs' has 6 choices, the references 5. Fix: "
+                                           "score the same answer options"):
+        bench.predict(target.with_choices(6))
+
+
+def test_small_populations(population):
+    """disco's nested CV folds of 1-2 models used to fail inside sklearn; 2 references are
+    refused with a fix, 3 condense."""
+    with pytest.raises(ValueError, match="2 reference model\\(s\\); condensing needs at least "
+                                         "3.*Fix: add reference models"):
+        condense(population.take_models([0, 1]), method_settings("disco", 5))
+    for n in (3, 4):
+        bench = condense(population.take_models(range(n)), method_settings("disco", 5))
+        [p] = bench.predict(population.take_models([70]))
+        assert 0 <= p.lower <= p.score <= p.upper <= 1
+
+
+def test_a_score_is_a_fraction_even_when_the_metamodel_overshoots(population, monkeypatch):
+    bench = condense(population.take_models(range(60)), SETTINGS)
+    overshoot = (np.array([-0.02, 1.03]), np.zeros(2, dtype=bool), None)
+    monkeypatch.setattr(bench, "_routed_scores", lambda X: overshoot)
+    low, high = bench.predict(population.take_models([70, 71]))
+    assert (low.score, high.score) == (0.0, 1.0)
+    assert low.lower == 0.0 <= low.upper and high.lower <= 1.0 == high.upper
+
+
+def test_the_data_hash_covers_gold_and_groups(population):
+    """The pipeline reuses a saved benchmark while the hash matches: every input counts."""
+    refs = population.take_models(range(10))
+    changed = [replace(refs, gold=(refs.gold + 1) % 4),
+               replace(refs, groups=np.full(refs.n_samples, "one"))]
+    assert len({data_hash(o) for o in [refs, *changed]}) == 3
+
+
+def test_probabilities_without_gold_are_refused_with_a_fix(population):
+    refs = population.take_models(range(60))
+    with pytest.raises(OutputsError, match="field 'gold' is missing; with per-choice "
+                                           "probabilities.*Fix: add gold, or leave probs out"):
+        condense(replace(refs, gold=None), SETTINGS)
+
+
 def test_k_larger_than_n(population):
     with pytest.raises(ValueError, match="k=61 anchors requested.*Fix: choose k <= 60"):
         condense(population, method_settings("pds_rf", 61))
@@ -97,3 +146,18 @@ def test_save_leaves_no_partial_directory_on_failure(tmp_path, population, monke
     with pytest.raises(OSError):
         bench.save(tmp_path / "b")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: "{cut", r"condensed.json: invalid JSON"),
+    (lambda m: json.dumps({k: v for k, v in m.items() if k != "settings"}),
+     r"condensed.json: field 'settings' is missing, not what this disco-ray"),
+    (lambda m: json.dumps({**m, "settings": {**m["settings"], "new_option": 1}}),
+     r"condensed.json: settings: .*unexpected keyword argument 'new_option', not what"),
+])
+def test_an_edited_manifest_gets_a_clear_error(tmp_path, population, edit, message):
+    path = condense(population.take_models(range(60)), SETTINGS).save(tmp_path / "b")
+    manifest = json.loads((path / "condensed.json").read_text())
+    (path / "condensed.json").write_text(edit(manifest))
+    with pytest.raises(OutputsError, match=message + ".*Fix: condense the benchmark again"):
+        CondensedBenchmark.load(path)

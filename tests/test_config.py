@@ -91,6 +91,21 @@ def test_defaults_merge_into_entries_with_options_merged_key_by_key(tmp_path):
      "field 'targets.models[0].tensor_parallel_size': is 0, below the minimum 1"),
     (with_changes(references={"glob": "x/*", "defaults": {"backend": "hf", "devices": "cpu"}}),
      "field 'references.defaults.devices': unknown model field"),
+    (with_changes(condense={"seed": -1}), "field 'condense.seed': is -1, below the minimum 0"),
+    (with_changes(ray={"num_cpus": -2}), "field 'ray.num_cpus': is -2, below the minimum 1"),
+    (with_changes(name=""), "field 'name': '' is not a plain name"),
+    (with_changes(name="a/b"), "field 'name': 'a/b' is not a plain name"),
+    (with_changes(task={"path": "a.jsonl", "options": {"limit": "10"}}),
+     "field 'task.options.limit': expected an integer, got '10'"),
+    (with_changes(task={"path": "a.jsonl", "options": {"metric": "f1"}}),
+     "field 'task.options.metric': expected 'acc' or 'acc_norm', got 'f1'"),
+    (with_changes(task={"path": "a.jsonl", "options": {"limit": 0}}),
+     "field 'task.options.limit': is 0, below the minimum 1"),
+    (with_changes(references={"models": ["gpt2"]}),
+     "field 'references.models[0]': expected a mapping, got 'gpt2'"),
+    (with_changes(references={"models": [{"name": "a", "backend": "hf", "path": "p",
+                                          "options": [1, 2]}]}),
+     "field 'references.models[0].options': expected a mapping, got [1, 2]"),
 ])
 def test_bad_configs_name_the_field_and_the_fix(data, expected):
     message = error_of(data)
@@ -104,6 +119,11 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         load_config(bad)
+    twice = tmp_path / "twice.yaml"   # PyYAML alone keeps the second silently
+    twice.write_text(yaml.safe_dump(MINIMAL) + "references: {glob: 'x/*'}\n")
+    with pytest.raises(ConfigError, match="twice.yaml: not valid YAML \\(key 'references' is "
+                                          "given twice"):
+        load_config(twice)
 
 
 def test_globs_local_and_uri(tmp_path):

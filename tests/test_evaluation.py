@@ -1,10 +1,12 @@
 """The evaluation protocol: splits, per-model predictions, and paired gaps to the baselines."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from disco_ray.evaluation import (coverage_by_flag, coverage_interval, evaluation_cells,
+from disco_ray.evaluation import (check_plan, coverage_by_flag, coverage_interval, evaluation_cells,
                                   evaluation_table, gap_to_best_baseline, held_out_predictions,
                                   model_splits, per_seed_metrics, predict_cell, summarize,
                                   with_gaps)
@@ -186,3 +188,18 @@ def test_coverage_interval_counts_each_held_out_model_once():
     table = evaluation_table(cell(5, 3))
     assert table["coverage90"].item() == pytest.approx(26 / 29)
     assert table["coverage90_lo"].item() == pytest.approx(0.7675, abs=1e-4)
+
+
+@pytest.mark.parametrize("n_models, split, left", [(4, "top", 2), (3, "random", 2)])
+def test_a_plan_that_leaves_too_few_references_is_refused_up_front(n_models, split, left):
+    outputs = synthetic_population(n_models, 20)
+    with pytest.raises(ValueError, match=f"split '{split}' leaves {left} of its {n_models} models "
+                                         "as references; condensing needs 3"):
+        check_plan(outputs, ["disco"], [5], [split], 1)
+
+
+def test_too_few_model_dates_are_refused():
+    outputs = synthetic_population(30, 20)
+    outputs = replace(outputs, meta={"model_dates": ["2024-01-01"] * 5})
+    with pytest.raises(ValueError, match="'model_dates' holds 5 dates for 30 models"):
+        check_plan(outputs, ["disco"], [5], ["chronological"], 1)

@@ -11,7 +11,7 @@ import pytest
 
 from disco_ray.io import read_outputs, write_outputs
 from disco_ray.io.atomic import atomic_directory, atomic_path
-from disco_ray.outputs import OutputsError
+from disco_ray.outputs import ModelOutputs, OutputsError
 from helpers import synthetic_population
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -74,6 +74,33 @@ def test_npz_missing_field_is_named(tmp_path):
         read_outputs(path)
 
 
+NPZ_OK = {"model_ids": np.array(["a", "b"]), "sample_ids": np.array(["s1", "s2"]),
+          "correct": np.array([[1.0, 0.0], [0.0, 1.0]]), "gold": np.array([0, 2]),
+          "pred_choice": np.array([[0, 1], [1, 2]])}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"pred_choice": np.array([[0.0, 1.0], [1.0, 2.0]])},
+     r"field 'pred_choice' holds 4 value\(s\) of type float64. Fix: store integer choice indices"),
+    ({"gold": np.array([1, 3]), "probs": np.full((2, 2, 3), 1 / 3)},
+     r"field 'gold': holds 1..3, outside the choice indices 0..2. Fix: give the index of the "
+     r"right choice, counted from 0"),
+    ({"gold": np.array([-1, 2])}, r"field 'gold': holds -1..2, outside the choice indices"),
+    ({"model_ids": np.array("a")}, r"field 'model_ids': has shape \(\), expected a list of ids"),
+    ({"correct": np.array([["1", "x"], ["0", "1"]])}, r"field 'correct': is not numeric"),
+    ({"meta": np.array("{oops")}, r"field 'meta': invalid JSON"),
+])
+def test_a_malformed_npz_field_is_named_with_a_fix(tmp_path, change, message):
+    path = _write_npz(tmp_path / "bad.npz", **{**NPZ_OK, **change})
+    with pytest.raises(OutputsError, match="bad.npz: " + message):
+        read_outputs(path)
+
+
+def test_the_valid_npz_behind_those_cases_reads(tmp_path):
+    outputs = read_outputs(_write_npz(tmp_path / "ok.npz", **NPZ_OK))
+    assert outputs.probs.shape == (2, 2, 3) and outputs.gold.tolist() == [0, 2]
+
+
 def test_npz_with_pickled_objects_is_refused(tmp_path):
     path = tmp_path / "obj.npz"
     np.savez(path, model_ids=np.array([{"a": 1}], dtype=object),
@@ -120,6 +147,44 @@ def test_parquet_round_trip(tmp_path, with_probs):
     np.testing.assert_array_equal(back.groups, outputs.groups)
 
 
+def _broken(table, change: str):
+    """`table` (written by write_outputs) with one thing broken, as hand-made files are."""
+    import pyarrow as pa
+
+    meta = json.loads(table.schema.metadata[b"disco_ray"])
+    if change == "no correct column":
+        return table.drop_columns(["correct"])
+    if change == "meta not JSON":
+        return table.replace_schema_metadata({b"disco_ray": b"{oops"})
+    if change == "meta without n_samples":
+        del meta["n_samples"]
+        return table.replace_schema_metadata({b"disco_ray": json.dumps(meta).encode()})
+    scores = table.column("full_score").to_pylist()
+    return table.set_column(3, "full_score", pa.array([None] + scores[1:], pa.float64()))
+
+
+@pytest.mark.parametrize("change, message", [
+    ("no correct column", r"t.parquet: column\(s\) correct missing \(it has model_id, probs, "
+                          r"full_score\). Fix: write the file with disco_ray.io.write_outputs"),
+    ("meta not JSON", r"t.parquet: schema metadata 'disco_ray': invalid JSON"),
+    ("meta without n_samples", r"t.parquet: schema metadata 'disco_ray' lacks field\(s\) "
+                               r"n_samples"),
+    ("one score null", r"t.parquet: field 'full_score' is null for 1 of 4 models. Fix: give "
+                       r"every model's full-benchmark score, or none"),
+])
+def test_a_hand_made_parquet_file_gets_a_clear_error(tmp_path, change, message):
+    import pyarrow.parquet as pq
+
+    from disco_ray.io.parquet import outputs_table
+
+    outputs = synthetic_population(4, 10)
+    outputs = ModelOutputs(outputs.model_ids, outputs.sample_ids, outputs.correct,
+                           full_score=[0.1, 0.2, 0.3, 0.4])
+    pq.write_table(_broken(outputs_table(outputs), change), tmp_path / "t.parquet")
+    with pytest.raises(OutputsError, match=message):
+        read_outputs(tmp_path / "t.parquet")
+
+
 def test_parquet_parts_directory_and_mismatched_samples(tmp_path):
     outputs = synthetic_population(4, 10)
     for i in range(4):
@@ -155,15 +220,59 @@ def test_lm_eval_acc_norm_divides_by_continuation_length():
     assert acc.n_samples == norm.n_samples == 3
 
 
+def _lm_eval_rows(n: int) -> list[dict]:
+    """`n` two-choice docs where the model prefers choice 0, the target."""
+    return [{"doc_id": i, "target": 0, "filtered_resps": [["-1", "True"], ["-2", "False"]],
+             "acc": 1.0} for i in range(n)]
+
+
+def _write_log(folder: Path, rows: list, task: str = "t") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    file = folder / f"samples_{task}_2024-01-01T00-00-00.jsonl"
+    file.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows))
+    return file
+
+
 def test_lm_eval_models_with_different_docs_are_rejected(tmp_path):
     for model, n in (("a", 2), ("b", 3)):
-        folder = tmp_path / model
-        folder.mkdir()
-        rows = [{"doc_id": i, "target": 0, "filtered_resps": [["-1", "True"], ["-2", "False"]],
-                 "acc": 1.0} for i in range(n)]
-        (folder / "samples_t_2024-01-01T00-00-00.jsonl").write_text(
-            "\n".join(json.dumps(r) for r in rows))
+        _write_log(tmp_path / model, _lm_eval_rows(n))
     with pytest.raises(OutputsError, match="'doc_id' differs between models a and b"):
+        read_outputs(tmp_path)
+
+
+def test_lm_eval_docs_logged_in_another_order_are_matched_by_id(tmp_path):
+    """lm-eval on several GPUs logs each rank's docs in turn: the order is not the doc order."""
+    rows = _lm_eval_rows(3)
+    rows[1] = {**rows[1], "target": 1, "acc": 0.0}
+    _write_log(tmp_path / "a", rows)
+    _write_log(tmp_path / "b", [rows[2], rows[0], rows[1]])
+    outputs = read_outputs(tmp_path)
+    np.testing.assert_array_equal(outputs.correct, [[1, 0, 1], [1, 0, 1]])
+    np.testing.assert_array_equal(outputs.probs[0], outputs.probs[1])
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"doc_id": 1, "target": 0, "filtered_re', r"t_2024-01-01T00-00-00.jsonl:2: invalid JSON"),
+    ({"doc_id": 1, "target": "the answer", "filtered_resps": [["-1", "True"], ["-2", "False"]]},
+     r"jsonl:2: field 'target' is 'the answer', not the index of one of the 2 choices"),
+    ({"doc_id": 1, "target": 2, "filtered_resps": [["-1", "True"], ["-2", "False"]]},
+     r"jsonl:2: field 'target' is '2', not the index"),
+    ({"doc_id": 0, "target": 0, "filtered_resps": [["-1", "True"], ["-2", "False"]]},
+     r"jsonl:2: field 'doc_id': t/0 is logged twice"),
+])
+def test_a_bad_lm_eval_line_is_named_by_file_and_line(tmp_path, line, message):
+    _write_log(tmp_path / "a", [_lm_eval_rows(1)[0], line])
+    with pytest.raises(OutputsError, match=message):
+        read_outputs(tmp_path)
+
+
+def test_two_runs_of_one_model_name_are_not_merged(tmp_path):
+    """Folder names are model ids: two folders of one name would silently become one model."""
+    _write_log(tmp_path / "run1" / "org__model", _lm_eval_rows(2))
+    _write_log(tmp_path / "run2" / "org__model", _lm_eval_rows(2))
+    with pytest.raises(OutputsError, match=r"run1/org__model/samples_t_.*\.jsonl and .*run2/"
+                                           r"org__model/.* log the same task for model "
+                                           r"'org__model'"):
         read_outputs(tmp_path)
 
 
@@ -202,12 +311,62 @@ def test_a_directory_of_the_users_files_is_never_replaced(tmp_path):
         assert (folder / "manifest.json").read_text() == content
 
 
+def test_an_earlier_result_holding_the_users_files_is_not_replaced(tmp_path):
+    """A benchmark directory the user also put notes in keeps them: replacing is refused."""
+    folder = tmp_path / "bench"
+    with atomic_directory(folder, "manifest.json", ["data.npz"]) as tmp:
+        (tmp / "manifest.json").write_text("{}")
+        (tmp / "data.npz").write_text("old")
+    (folder / "anchors.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"bench: holds anchors.txt besides an earlier "
+                                              r"result.*Fix: move them out"):
+        with atomic_directory(folder, "manifest.json", ["data.npz"]) as tmp:
+            (tmp / "manifest.json").write_text('{"new": 1}')
+    assert sorted(p.name for p in folder.iterdir()) == ["anchors.txt", "data.npz",
+                                                        "manifest.json"]
+    assert (folder / "manifest.json").read_text() == "{}"
+
+
+def test_a_replacement_interrupted_between_its_renames_loses_neither_result(tmp_path,
+                                                                           monkeypatch):
+    """The old result is renamed aside whole, never deleted file by file before the new one is
+    in place: if renaming the new one in fails, the old one is put back."""
+    folder = tmp_path / "bench"
+    with atomic_directory(folder, "manifest.json", ["data.npz"]) as tmp:
+        (tmp / "manifest.json").write_text("old")
+        (tmp / "data.npz").write_text("old")
+    rename = Path.rename
+
+    def interrupted(self, target):
+        if Path(target) == folder and self.name.startswith(".bench.") and ".old." not in self.name:
+            raise KeyboardInterrupt
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_directory(folder, "manifest.json", ["data.npz"]) as tmp:
+            (tmp / "manifest.json").write_text("new")
+    monkeypatch.undo()
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {"manifest.json": "old",
+                                                                 "data.npz": "old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench"]   # no temporary left
+    with atomic_directory(folder, "manifest.json", ["data.npz"]) as tmp:
+        (tmp / "manifest.json").write_text("new")
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {"manifest.json": "new"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench"]
+
+
 def test_an_unwritable_target_is_named_not_its_temporary_file(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(OSError, match=r"file/table.csv: cannot write it .*Fix: choose a location"):
         with atomic_path(blocker / "table.csv"):
             pass
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(OSError, match=r"adir: cannot write it .*Fix: choose a location"):
+        with atomic_path(tmp_path / "adir") as tmp:
+            tmp.write_text("x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "file"]
 
 
 def test_the_readme_example_of_writing_outputs_runs(tmp_path, monkeypatch):

@@ -131,6 +131,16 @@ def test_few_references_flag_few_in_population_targets_by_signature():
     assert np.mean(rates) < 0.1
 
 
+def test_a_copy_of_the_strongest_reference_is_in_population_despite_rounding():
+    """A target equal to a reference lies in the references' range even when its score comes
+    out a float32 rounding above the strongest one (several references tie at the top)."""
+    X, y = _chosen_options(40, 0)
+    check = PopulationCheck.fit(X, y)
+    top = int(np.argmax(y))
+    assert check.reasons(X[top:top + 1], y[top:top + 1] + 2e-9) == [""]
+    assert "predicted score" in check.reasons(X[top:top + 1], y[top:top + 1] + 1e-3)[0]
+
+
 def test_gp_irt_baseline_runs_on_probabilities_and_outcomes():
     for with_probs in (True, False):
         population = synthetic_population(80, 60, seed=3, with_probs=with_probs)

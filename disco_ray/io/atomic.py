@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 
 @contextlib.contextmanager
@@ -34,43 +34,68 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         if tmp_path.exists():
             _plain_permissions(tmp_path)
-        os.replace(tmp_path, path)
+        with _writable(path):   # e.g. `path` is a directory
+            os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
-def check_replaceable(path: str | Path, marker: str) -> None:
-    """Refuse a directory that holds anything but an earlier result of ours (one with `marker`
-    in it): replacing it would delete the user's files."""
+def check_replaceable(path: str | Path, marker: str, others: Collection[str] = ()) -> None:
+    """Refuse to replace a directory unless it is empty or an earlier result of ours: it holds
+    `marker` and nothing but `marker` and `others`. Replacing anything else would delete the
+    user's files."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"{path}: exists and is not a directory. Fix: choose a new "
                               "directory name")
-    if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file():
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if not (path / marker).is_file():
         raise FileExistsError(f"{path}: the directory is not empty and holds no {marker}, so it "
                               "was not written by disco-ray; writing there would delete its "
                               "files. Fix: choose a new or empty directory")
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in {marker, *others})
+    if foreign:
+        raise FileExistsError(f"{path}: holds {', '.join(foreign)} besides an earlier result; "
+                              "replacing the directory would delete them. Fix: move them out "
+                              "or choose a new directory")
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | Path, marker: str) -> Iterator[Path]:
+def atomic_directory(path: str | Path, marker: str,
+                     others: Collection[str] = ()) -> Iterator[Path]:
     """Yield a temporary directory next to `path`; it replaces `path` only if the block
-    succeeds. An existing `path` is replaced only if it is empty or an earlier result (it holds
-    `marker`): `check_replaceable`."""
+    succeeds. An existing `path` is replaced only if it is empty or an earlier result
+    (`check_replaceable`), and is moved aside before the new one is renamed in, so that an
+    interruption leaves one whole result at `path` (or, between the two renames, the old one
+    beside it) and never a half-deleted one."""
     path = Path(path).resolve()
-    check_replaceable(path, marker)
+    check_replaceable(path, marker, others)
     with _writable(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
         yield tmp
         _plain_permissions(tmp)
-        check_replaceable(path, marker)   # the block may have run for minutes
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
+        check_replaceable(path, marker, others)   # the block may have run for minutes
+        _swap_in(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Rename `new` onto `path`; an existing `path` is renamed aside first and deleted last."""
+    if not path.exists():
+        new.rename(path)
+        return
+    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
+    path.replace(old)   # onto the empty directory just made: one rename, no copy
+    try:
+        new.rename(path)
+    except BaseException:
+        old.rename(path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _plain_permissions(path: Path) -> None:

@@ -9,7 +9,6 @@ per-option log-likelihoods (divided by the continuation's length in characters f
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Literal
 import numpy as np
 from scipy.special import softmax
 
+from disco_ray.io.json_object import json_object
 from disco_ray.outputs import ModelOutputs, OutputsError
 
 LmEvalMetric = Literal["acc", "acc_norm"]
@@ -41,9 +41,14 @@ def read_lm_eval(path: str | Path, task: str | None = None,
                            "--log_samples --output_path and point at that folder")
     by_model: dict[str, dict[str, Path]] = {}
     for f in files:
-        by_model.setdefault(f.parent.name if path.is_dir() else f.stem, {})[_task_name(f)] = f
+        tasks = by_model.setdefault(f.parent.name if path.is_dir() else f.stem, {})
+        if _task_name(f) in tasks:
+            raise OutputsError(f"{path}: {tasks[_task_name(f)]} and {f} log the same task for "
+                               f"model {f.parent.name!r}. Fix: keep one run per model (folder "
+                               "names are model ids), or point at one run's folder")
+        tasks[_task_name(f)] = f
     records = {model: _read_model(tasks, metric) for model, tasks in by_model.items()}
-    return _assemble(records, str(path))
+    return _assemble(records, str(path), metric)
 
 
 def lm_eval_samples(sample_ids: Iterable[str]) -> dict[str, list[int]]:
@@ -78,9 +83,13 @@ def _read_model(tasks: dict[str, Path], metric: LmEvalMetric) -> dict[str, tuple
                                "--log_samples")
         for lineno, line in enumerate(lines, 1):
             if line.strip():
-                row = json.loads(line)
-                doc_id = _field(file, lineno, row, "doc_id")
-                rows[f"{task}/{doc_id}"] = _parse_row(file, lineno, row, metric) + (task,)
+                row = json_object(line, f"{file}:{lineno}", "re-run lm_eval with --log_samples "
+                                  "(the file may be cut short), and use its output unmodified")
+                sample_id = f"{task}/{_field(file, lineno, row, 'doc_id')}"
+                if sample_id in rows:
+                    raise OutputsError(f"{file}:{lineno}: field 'doc_id': {sample_id} is logged "
+                                       "twice. Fix: use one run's log per task")
+                rows[sample_id] = _parse_row(file, lineno, row, metric) + (task,)
     return rows
 
 
@@ -105,16 +114,30 @@ def _parse_row(file: Path, lineno: int, row: dict, metric: LmEvalMetric) -> tupl
         options = args.values() if isinstance(args, dict) else args
         lengths = [len(a["arg_1"] if isinstance(a, dict) else a[1]) for a in options]
         loglik = loglik / np.maximum(np.array(lengths, dtype=np.float64), 1.0)
-    gold = int(_field(file, lineno, row, "target"))
+    gold = _gold(file, lineno, _field(file, lineno, row, "target"), len(loglik))
     correct = float(row[metric]) if metric in row else float(np.argmax(loglik) == gold)
     return softmax(loglik), gold, correct
 
 
-def _assemble(records: dict[str, dict[str, tuple]], source: str) -> ModelOutputs:
+def _gold(file: Path, lineno: int, target, n_choices: int) -> int:
+    """The logged `target` as the index of the right choice."""
+    try:
+        gold = int(target)
+    except (TypeError, ValueError):
+        gold = -1
+    if str(target).strip() != str(gold) or not 0 <= gold < n_choices:
+        raise OutputsError(f"{file}:{lineno}: field 'target' is {str(target)[:40]!r}, not the "
+                           f"index of one of the {n_choices} choices. Fix: only multiple-choice "
+                           "tasks whose target is the right choice's index can be read")
+    return gold
+
+
+def _assemble(records: dict[str, dict[str, tuple]], source: str,
+              metric: LmEvalMetric) -> ModelOutputs:
     models = sorted(records)
-    sample_ids = list(records[models[0]])
+    sample_ids = list(records[models[0]])   # a model's docs may be logged in any order
     for model in models[1:]:
-        if list(records[model]) != sample_ids:
+        if records[model].keys() != records[models[0]].keys():
             raise OutputsError(
                 f"{source}: field 'doc_id' differs between models {models[0]} and {model}. "
                 "Fix: evaluate every model on the same tasks and samples (no --limit)")
@@ -130,4 +153,5 @@ def _assemble(records: dict[str, dict[str, tuple]], source: str) -> ModelOutputs
     gold = [first[sid][1] for sid in sample_ids]
     groups = [first[sid][3] for sid in sample_ids]
     return ModelOutputs(models, sample_ids, correct, probs=probs, gold=gold,
-                        groups=groups if len(set(groups)) > 1 else None, source=source)
+                        groups=groups if len(set(groups)) > 1 else None, source=source,
+                        meta={"lm_eval_metric": metric})

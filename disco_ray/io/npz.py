@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from disco_ray.io.json_object import json_object
 from disco_ray.outputs import ModelOutputs, OutputsError
 
 REQUIRED = ("model_ids", "sample_ids", "correct")
@@ -33,21 +33,28 @@ def read_npz(path: Path) -> ModelOutputs:
         raise OutputsError(f"{path}: field '{missing[0]}' is missing (has {sorted(arrays)}). "
                            f"Fix: store {', '.join(REQUIRED)} (and optionally full_score, groups, "
                            "gold, pred_choice, probs)")
-    meta = json.loads(str(arrays["meta"])) if "meta" in arrays else {}
+    meta = json_object(str(arrays["meta"]), f"{path}: field 'meta'", "store json.dumps({...}) "
+                       "of a dict, or leave it out") if "meta" in arrays else {}
     probs = arrays.get("probs")
     if probs is not None:
         probs = _missing_rows_as_uniform(np.asarray(probs, dtype=np.float32), path)
     if probs is None and "pred_choice" in arrays and "gold" in arrays:
-        probs = _choices_as_probs(arrays["pred_choice"], int(arrays["gold"].max()) + 1)
+        probs = _choices_as_probs(path, arrays["pred_choice"], arrays["gold"])
     return ModelOutputs(
         model_ids=arrays["model_ids"], sample_ids=arrays["sample_ids"], correct=arrays["correct"],
         probs=probs, gold=arrays.get("gold"), groups=arrays.get("groups"),
         full_score=arrays.get("full_score"), source=str(path), meta=meta)
 
 
-def _choices_as_probs(pred_choice: np.ndarray, n_choices: int) -> np.ndarray:
-    """One-hot distributions of the chosen answers; an unparsed answer (-1) is uniform."""
-    n_choices = max(n_choices, int(pred_choice.max()) + 1)
+def _choices_as_probs(path: Path, pred_choice: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """One-hot distributions of the chosen answers; an unparsed answer (-1) is uniform. The
+    choice count is the largest index in `gold` or `pred_choice`, plus one."""
+    for name, value in (("pred_choice", pred_choice), ("gold", gold)):
+        if not np.issubdtype(value.dtype, np.integer) or value.size == 0:
+            raise OutputsError(f"{path}: field '{name}' holds {value.size} value(s) of type "
+                               f"{value.dtype}. Fix: store integer choice indices, one per sample "
+                               "in gold, one per (model, sample) in pred_choice (-1: unparsed)")
+    n_choices = max(int(gold.max()), int(pred_choice.max())) + 1
     probs = np.full(pred_choice.shape + (n_choices,), 1.0 / n_choices, dtype=np.float32)
     parsed = pred_choice >= 0
     probs[parsed] = np.eye(n_choices, dtype=np.float32)[pred_choice[parsed]]

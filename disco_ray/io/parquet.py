@@ -2,8 +2,9 @@
 
 Rows: `model_id` (string), `correct` (list<float32>, N), `probs` (list<float32>, N*C, or null),
 `full_score` (float64 or null). Schema metadata key `disco_ray` holds JSON with `format_version`,
-`sample_ids`, `gold`, `groups` and `n_choices`. A directory of such files (one part per model, as
-the Ray pipeline writes them) reads as one table; every part must cover the same samples.
+`sample_ids`, `gold`, `groups`, `n_choices` and `lm_eval_metric` (the metric lm-eval logs were
+read with, or null). A directory of such files (one part per model, as the Ray pipeline writes
+them) reads as one table; every part must cover the same samples.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from disco_ray.io.atomic import atomic_path
+from disco_ray.io.json_object import json_object
 from disco_ray.outputs import ModelOutputs, OutputsError
 
 FORMAT_VERSION = 1
 META_KEY = b"disco_ray"
+COLUMNS = ("model_id", "correct", "probs", "full_score")
 
 
 def outputs_table(outputs: ModelOutputs) -> pa.Table:
@@ -40,6 +43,7 @@ def outputs_table(outputs: ModelOutputs) -> pa.Table:
         "groups": None if outputs.groups is None else outputs.groups.tolist(),
         "n_choices": None if outputs.probs is None else int(outputs.probs.shape[2]),
         "n_samples": n,
+        "lm_eval_metric": outputs.meta.get("lm_eval_metric"),
     }
     return pa.table(columns).replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
 
@@ -72,6 +76,11 @@ def _read_part(path: Path) -> tuple[pa.Table, dict]:
     except (pa.ArrowInvalid, OSError) as err:
         raise OutputsError(f"{path}: not a readable Parquet file ({err}). "
                            "Fix: re-create it with disco-ray") from err
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise OutputsError(f"{path}: column(s) {', '.join(missing)} missing (it has "
+                           f"{', '.join(table.column_names)}). Fix: write the file with "
+                           "disco_ray.io.write_outputs")
     return table, parse_meta(path, (table.schema.metadata or {}).get(META_KEY))
 
 
@@ -80,10 +89,16 @@ def parse_meta(path: Path, raw: bytes | None) -> dict:
     if raw is None:
         raise OutputsError(f"{path}: schema metadata 'disco_ray' is missing. Fix: write the file "
                            "with disco_ray.io.write_outputs")
-    meta = json.loads(raw)
+    meta = json_object(raw, f"{path}: schema metadata 'disco_ray'",
+                       "write the file with disco_ray.io.write_outputs")
     if meta.get("format_version") != FORMAT_VERSION:
         raise OutputsError(f"{path}: field 'format_version' is {meta.get('format_version')}, this "
                            f"disco-ray reads {FORMAT_VERSION}. Fix: re-write it with this version")
+    missing = [key for key in ("sample_ids", "n_samples") if key not in meta]
+    if missing:
+        raise OutputsError(f"{path}: schema metadata 'disco_ray' lacks field(s) "
+                           f"{', '.join(missing)}. Fix: write the file with "
+                           "disco_ray.io.write_outputs")
     return meta
 
 
@@ -95,10 +110,16 @@ def _outputs(table: pa.Table, meta: dict, source: str) -> ModelOutputs:
     if meta.get("n_choices"):
         probs = _matrix(table.column("probs"), (m, n, meta["n_choices"]), source, "probs")
     scores = table.column("full_score")
+    if 0 < scores.null_count < m:
+        raise OutputsError(f"{source}: field 'full_score' is null for {scores.null_count} of {m} "
+                           "models. Fix: give every model's full-benchmark score, or none (then "
+                           "scores are computed on these samples)")
     full_score = None if scores.null_count else scores.to_numpy().astype(np.float64)
+    metric = meta.get("lm_eval_metric")
     return ModelOutputs(table.column("model_id").to_pylist(), meta["sample_ids"], correct,
                         probs=probs, gold=meta.get("gold"), groups=meta.get("groups"),
-                        full_score=full_score, source=source)
+                        full_score=full_score, source=source,
+                        meta={"lm_eval_metric": metric} if metric else {})
 
 
 def _matrix(column: pa.ChunkedArray, shape: tuple[int, ...], source: str, name: str) -> np.ndarray:

@@ -14,13 +14,13 @@ One record per sample, with fields:
 
 from __future__ import annotations
 
-import json
 import numbers
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from disco_ray.io.json_object import json_object
 from disco_ray.tasks.base import MCSample, Metric, Task
 
 FORMAT_HINT = "one record per sample with fields id, context, choices, gold (optional: group)"
@@ -74,15 +74,8 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, dict]]:
             if not line.strip():
                 continue
             where = f"{path}: line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise TaskFileError(f"{where}: invalid JSON ({err.msg}). Fix: write one JSON "
-                                    "object per line") from None
-            if not isinstance(record, dict):
-                raise TaskFileError(f"{where}: expected a JSON object, got "
-                                    f"{type(record).__name__}. Fix: write {FORMAT_HINT}")
-            yield where, record
+            yield where, json_object(line, where, f"write one JSON object per line: {FORMAT_HINT}",
+                                     TaskFileError)
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[str, dict]]:
