@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import RidgeCV
+from sklearn.metrics import pairwise_distances
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.neighbors import KNeighborsRegressor
 
@@ -30,10 +31,35 @@ def make_regressor(name: str, seed: int) -> BaseEstimator:
         return RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=-1,
                                      oob_score=True)
     if name == "knn":
-        return KNeighborsRegressor(n_neighbors=1, metric="cosine", algorithm="brute")
+        return CosineNearest()
     if name == "ridge":
         return RidgeCV(alphas=np.logspace(-3, 3, 13))
     raise ValueError(f"unknown regressor '{name}'. Fix: use one of {REGRESSORS}")
+
+
+class CosineNearest(RegressorMixin, BaseEstimator):
+    """The paper's kNN: the score of the nearest reference by cosine distance (k = 1).
+
+    A row of zeros (0/1 outcomes, wrong on every anchor) has no direction: its cosine distance to
+    every reference is 1, and the tie would fall to whichever reference comes first. It takes
+    the mean score of its nearest references by Euclidean distance instead.
+    """
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "CosineNearest":
+        self.cosine_ = KNeighborsRegressor(n_neighbors=1, metric="cosine",
+                                           algorithm="brute").fit(X, y)
+        self.X_, self.y_ = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        prediction = self.cosine_.predict(X)
+        zero = ~X.any(axis=1)
+        if zero.any():
+            distance = pairwise_distances(X[zero], self.X_)
+            nearest = distance <= distance.min(axis=1, keepdims=True) + 1e-12
+            prediction[zero] = (nearest @ self.y_) / nearest.sum(axis=1)
+        return prediction
 
 
 class AnchorMean(RegressorMixin, BaseEstimator):

@@ -99,7 +99,8 @@ def test_acc_norm_divides_by_continuation_length(model_dir, samples):
     ll = _backend(model_dir).loglikelihoods(samples)
     scores = Task("t", tuple(samples), "acc_norm").choice_scores(ll)
     for sample, score, raw in zip(samples, scores, ll):
-        lengths = np.array([len(cont) for _, cont in sample.requests()])
+        # lm-eval divides by len(choice); the continuation adds the delimiter (a space)
+        lengths = np.array([len(cont.removeprefix(" ")) for _, cont in sample.requests()])
         np.testing.assert_allclose(score, raw / lengths)
 
 

@@ -213,8 +213,8 @@ def test_lm_eval_log_samples_reader():
 def test_lm_eval_acc_norm_divides_by_continuation_length():
     acc = read_outputs(FIXTURES / "lm_eval", task="mmlu_anatomy", metric="acc")
     norm = read_outputs(FIXTURES / "lm_eval", task="mmlu_anatomy", metric="acc_norm")
-    # every continuation is " X" (2 characters): probabilities of softmax(ll / 2)
-    loglik = np.array([-2.1, -0.4, -3.0, -2.7]) / 2
+    # every continuation is " X": lm-eval divides by len("X") = 1, not by 2 with the space
+    loglik = np.array([-2.1, -0.4, -3.0, -2.7]) / 1
     np.testing.assert_allclose(norm.probs[0, 0], np.exp(loglik) / np.exp(loglik).sum(),
                                rtol=1e-6)
     assert acc.n_samples == norm.n_samples == 3

@@ -7,6 +7,7 @@ import pytest
 from sklearn.model_selection import KFold
 
 from disco_ray.condensed import condense
+from disco_ray.metamodels import make_regressor
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs
 from disco_ray.uncertainty import PopulationCheck, conformal_halfwidth
@@ -139,6 +140,16 @@ def test_a_copy_of_the_strongest_reference_is_in_population_despite_rounding():
     top = int(np.argmax(y))
     assert check.reasons(X[top:top + 1], y[top:top + 1] + 2e-9) == [""]
     assert "predicted score" in check.reasons(X[top:top + 1], y[top:top + 1] + 1e-3)[0]
+
+
+def test_knn_gives_an_all_wrong_target_the_score_of_its_all_wrong_references():
+    """A row of zeros is at cosine distance 1 from everything: the tie used to go to the first
+    reference (often the strongest), so a model wrong on every anchor could be predicted 90%."""
+    X = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]], dtype=float)
+    y = np.array([0.9, 0.6, 0.1, 0.2])
+    knn = make_regressor("knn", seed=0).fit(X, y)
+    targets = np.array([[0, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=float)
+    np.testing.assert_allclose(knn.predict(targets), [0.15, 0.9, 0.9])
 
 
 def test_gp_irt_baseline_runs_on_probabilities_and_outcomes():

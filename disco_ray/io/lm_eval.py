@@ -4,7 +4,8 @@ lm-eval writes, per model, `<output_path>/<model>/samples_<task>_<date>.jsonl` (
 `doc_id`, `target`, `arguments` (per option `{"arg_0": context, "arg_1": continuation}`),
 `filtered_resps` (per option `["<loglikelihood>", "<is_greedy>"]`), and the per-sample metrics
 such as `acc`, `acc_norm`) beside `results_<date>.json`. Probabilities are the softmax over the
-per-option log-likelihoods (divided by the continuation's length in characters for `acc_norm`).
+per-option log-likelihoods (for `acc_norm` divided by the choice's length in characters, without
+the leading space, as lm-eval counts it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from scipy.special import softmax
 
 from disco_ray.io.json_object import json_object
 from disco_ray.outputs import ModelOutputs, OutputsError
+from disco_ray.tasks.base import completion_length
 
 LmEvalMetric = Literal["acc", "acc_norm"]
 
@@ -112,8 +114,9 @@ def _parse_row(file: Path, lineno: int, row: dict, metric: LmEvalMetric) -> tupl
     if metric == "acc_norm":
         args = _field(file, lineno, row, "arguments")
         options = args.values() if isinstance(args, dict) else args
-        lengths = [len(a["arg_1"] if isinstance(a, dict) else a[1]) for a in options]
-        loglik = loglik / np.maximum(np.array(lengths, dtype=np.float64), 1.0)
+        lengths = [completion_length(a["arg_1"] if isinstance(a, dict) else a[1])
+                   for a in options]
+        loglik = loglik / np.array(lengths, dtype=np.float64)
     gold = _gold(file, lineno, _field(file, lineno, row, "target"), len(loglik))
     correct = float(row[metric]) if metric in row else float(np.argmax(loglik) == gold)
     return softmax(loglik), gold, correct

@@ -10,6 +10,12 @@ import numpy as np
 Metric = Literal["acc", "acc_norm"]
 
 
+def completion_length(continuation: str) -> int:
+    """The length `acc_norm` divides by, as lm-eval counts it: the choice's characters without
+    the target delimiter (the leading space) that the continuation carries; at least 1."""
+    return max(len(continuation) - continuation.startswith(" "), 1)
+
+
 @dataclass(frozen=True)
 class MCSample:
     """One multiple-choice question as lm-evaluation-harness sees it.
@@ -65,5 +71,5 @@ class Task:
         if self.metric == "acc":
             return [np.asarray(ll, dtype=np.float64) for ll in loglikelihoods]
         return [np.asarray(ll, dtype=np.float64)
-                / np.array([max(len(cont), 1) for _, cont in s.requests()])
+                / np.array([completion_length(cont) for _, cont in s.requests()])
                 for ll, s in zip(loglikelihoods, self.samples)]

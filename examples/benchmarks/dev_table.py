@@ -71,8 +71,8 @@ def cell_markdown(table: pd.DataFrame) -> str:
 
 def reused_rows(earlier: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Rows of an earlier table for (dataset, method) pairs that `table` does not hold."""
-    have = set(zip(table["data"], table["method"]))
-    keep = [(d, m) not in have and d in set(table["data"]) for d, m in
+    have, datasets = set(zip(table["data"], table["method"])), set(table["data"])
+    keep = [(d, m) not in have and d in datasets for d, m in
             zip(earlier["data"], earlier["method"])]
     return earlier[keep]
 
