@@ -142,14 +142,18 @@ def test_a_copy_of_the_strongest_reference_is_in_population_despite_rounding():
     assert "predicted score" in check.reasons(X[top:top + 1], y[top:top + 1] + 1e-3)[0]
 
 
-def test_knn_gives_an_all_wrong_target_the_score_of_its_all_wrong_references():
-    """A row of zeros is at cosine distance 1 from everything: the tie used to go to the first
-    reference (often the strongest), so a model wrong on every anchor could be predicted 90%."""
-    X = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]], dtype=float)
-    y = np.array([0.9, 0.6, 0.1, 0.2])
+def test_knn_averages_tied_nearest_references_and_places_all_wrong_targets():
+    """On 0/1 outcomes exact ties are common: the single nearest was picked by rounding. A row
+    of zeros is at cosine distance 1 from everything: the tie went to the first reference."""
+    X = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]],
+                 dtype=float)
+    y = np.array([0.9, 0.5, 0.8, 0.1, 0.2])
     knn = make_regressor("knn", seed=0).fit(X, y)
-    targets = np.array([[0, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=float)
-    np.testing.assert_allclose(knn.predict(targets), [0.15, 0.9, 0.9])
+    targets = np.array([[1, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 0]], dtype=float)
+    # [1,1,0,0]: cosine 0.5 to the first two, 1 - 2/sqrt(6) (0.18) to the third: nearest alone
+    np.testing.assert_allclose(knn.predict(targets), [0.8, 0.15, 0.8])
+    tied = np.array([[1, 0, 0, 1]], dtype=float)   # cosine 0.5 to the first two, 0.59 to the third
+    np.testing.assert_allclose(knn.predict(tied), [0.7])
 
 
 def test_gp_irt_baseline_runs_on_probabilities_and_outcomes():
