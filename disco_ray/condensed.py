@@ -347,10 +347,6 @@ def condense(references: ModelOutputs, settings: CondenseSettings = CondenseSett
         raise ValueError(f"{references.source}: {references.n_models} reference model(s); "
                          f"condensing needs at least {MIN_REFERENCES} (to cross-validate on "
                          "them). Fix: add reference models (dozens make a useful benchmark)")
-    if references.has_probs and references.gold is None:
-        raise OutputsError(f"{references.source}: field 'gold' is missing; with per-choice "
-                           "probabilities it tells which choice is right on the anchors. Fix: "
-                           "add gold, or leave probs out (correct alone is enough)")
     if settings.k > references.n_samples:
         raise ValueError(f"k={settings.k} anchors requested but {references.source} has "
                          f"{references.n_samples} samples. Fix: choose k <= "
@@ -396,8 +392,8 @@ def _folds_can_condense(n_models: int, cv_folds: int) -> bool:
 
 def _nested_error(references: ModelOutputs, settings: CondenseSettings,
                   candidate: _Candidate) -> float:
-    """The whole offline phase's CV error with only this candidate; infinite when some fold's
-    references are too few or too alike to draw its anchors."""
+    """The whole offline phase's CV error with only this candidate; infinite when it cannot
+    draw its anchors from some fold's references (e.g. too alike on 3 models)."""
     try:
         return cross_validated_error(references, replace(
             settings, candidates=(candidate.selection,), guiding=(candidate.guiding,)))
@@ -535,6 +531,19 @@ def _degenerate(scores: np.ndarray) -> bool:
     return bool(np.mean(np.isclose(scores, scores.max())) > 0.5)
 
 
+def _anchor_gold(references: ModelOutputs, anchors: np.ndarray) -> list[int] | None:
+    """The anchors' gold choices, which tell right from wrong in a probability signature (None
+    for 0/1 outcomes)."""
+    if not references.has_probs:
+        return None
+    if references.gold is None:
+        raise OutputsError(f"{references.source}: field 'gold' is missing; with per-choice "
+                           "probabilities the IRT and anchor-mean metamodels need it to tell "
+                           "which choice is right. Fix: add gold, leave probs out (correct alone "
+                           "is enough), or use a method without them (e.g. jsd_rf)")
+    return references.gold[anchors].tolist()
+
+
 def _prepare_specs(specs: tuple[dict, ...], references: ModelOutputs, anchors: np.ndarray,
                    weights: np.ndarray | None, seed: int,
                    irt_cache: dict | None = None, unbiased: bool = False) -> list[dict]:
@@ -557,12 +566,10 @@ def _prepare_specs(specs: tuple[dict, ...], references: ModelOutputs, anchors: n
                 cache["irt"] = gp_irt_setup(references.correct_filled(), anchors, weights, seed,
                                             cache["fits"])
             spec["irt"] = cache["irt"]
-            spec["gold"] = (references.gold[anchors].tolist() if references.has_probs
-                            and references.gold is not None else None)
+            spec["gold"] = _anchor_gold(references, anchors)
         if spec.get("regressor") == "direct" and weights is not None and "weights" not in spec:
             spec["weights"] = np.asarray(weights, dtype=np.float64).tolist()
-            spec["gold"] = (references.gold[anchors].tolist() if references.has_probs
-                            and references.gold is not None else None)
+            spec["gold"] = _anchor_gold(references, anchors)
         if spec.get("regressor") == "stack":
             spec["members"] = [prepare(member) for member in spec["members"]]
             # the (weighted) anchor mean estimates the score without bias when the data is the

@@ -140,10 +140,14 @@ def _unique_key_loader() -> type:
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
             seen = set()
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":   # `<<: *anchor` may be overridden
+                    continue
                 key = self.construct_object(key_node, deep=deep)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key {key!r} is given twice", key_node.start_mark)
+                problem = ("a key must be a plain value" if not isinstance(key, typing.Hashable)
+                           else f"key {key!r} is given twice" if key in seen else "")
+                if problem:
+                    raise yaml.constructor.ConstructorError(None, None, problem,
+                                                            key_node.start_mark)
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
@@ -244,9 +248,11 @@ def _check(config: RunConfig) -> None:
             if key not in TASK_OPTIONS:
                 raise config_error(src, f"task.options.{key}", "unknown task option",
                                    f"use {', '.join(TASK_OPTIONS)} (any option goes to a factory)")
-            _convert(TASK_OPTIONS[key], value, f"task.options.{key}", src)
-        _check_range(src, "task.options.limit", config.task.options.get("limit", 1), 1)
-    if not config.name or Path(config.name).name != config.name:
+            if value is not None:   # null: the task's default
+                _convert(TASK_OPTIONS[key], value, f"task.options.{key}", src)
+        if config.task.options.get("limit") is not None:
+            _check_range(src, "task.options.limit", config.task.options["limit"], 1)
+    if config.name in ("", ".", "..") or Path(config.name).name != config.name:
         raise config_error(src, "name", f"{config.name!r} is not a plain name (it names the "
                            "output folder runs/<name>)", "give a name such as my-eval")
     if config.references.empty:

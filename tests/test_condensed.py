@@ -93,6 +93,16 @@ def test_small_populations(population):
         bench = condense(population.take_models(range(n)), method_settings("disco", 5))
         [p] = bench.predict(population.take_models([70]))
         assert 0 <= p.lower <= p.score <= p.upper <= 1
+    # 4 references: top-jsd draws on all of them but not on one fold's 3 (seed 2): that
+    # candidate scores infinite in the nested CV instead of stopping the condense
+    outcomes = synthetic_population(4, 30, seed=2, with_probs=False)
+    bench = condense(outcomes, method_settings("disco", 5))
+    assert bench.choice["selection"] != "top-jsd" and np.isfinite(bench.choice["cv_mae"])
+
+
+def test_the_stack_cross_validates_with_the_settings_folds(population):
+    settings = replace(method_settings("disco", 10), cv_folds=3, candidates=("random",))
+    assert condense(population.take_models(range(40)), settings).metamodel.folds == 3
 
 
 def test_a_score_is_a_fraction_even_when_the_metamodel_overshoots(population, monkeypatch):
@@ -112,11 +122,14 @@ def test_the_data_hash_covers_gold_and_groups(population):
     assert len({data_hash(o) for o in [refs, *changed]}) == 3
 
 
-def test_probabilities_without_gold_are_refused_with_a_fix(population):
-    refs = population.take_models(range(60))
+def test_probabilities_without_gold_are_refused_where_gold_is_needed(population):
+    """IRT reads right and wrong from the probabilities through `gold`; a signature regressor
+    does not need it."""
+    refs = replace(population.take_models(range(60)), gold=None)
     with pytest.raises(OutputsError, match="field 'gold' is missing; with per-choice "
-                                           "probabilities.*Fix: add gold, or leave probs out"):
-        condense(replace(refs, gold=None), SETTINGS)
+                                           "probabilities the IRT.*Fix: add gold"):
+        condense(refs, method_settings("gp_irt", 12))
+    assert len(condense(refs, SETTINGS).anchor_ids) == 12
 
 
 def test_k_larger_than_n(population):

@@ -95,6 +95,7 @@ def test_defaults_merge_into_entries_with_options_merged_key_by_key(tmp_path):
     (with_changes(ray={"num_cpus": -2}), "field 'ray.num_cpus': is -2, below the minimum 1"),
     (with_changes(name=""), "field 'name': '' is not a plain name"),
     (with_changes(name="a/b"), "field 'name': 'a/b' is not a plain name"),
+    (with_changes(name=".."), "field 'name': '..' is not a plain name"),
     (with_changes(task={"path": "a.jsonl", "options": {"limit": "10"}}),
      "field 'task.options.limit': expected an integer, got '10'"),
     (with_changes(task={"path": "a.jsonl", "options": {"metric": "f1"}}),
@@ -112,6 +113,12 @@ def test_bad_configs_name_the_field_and_the_fix(data, expected):
     assert message.startswith("run.yaml: ") and expected in message and "Fix:" in message
 
 
+def test_null_task_options_mean_the_defaults():
+    options = {"limit": None, "split": None, "metric": None}
+    config = config_from_dict(with_changes(task={"path": "a.jsonl", "options": options}))
+    assert config.task.options == options
+
+
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="file not found. Fix"):
         load_config(tmp_path / "nope.yaml")
@@ -124,6 +131,12 @@ def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="twice.yaml: not valid YAML \\(key 'references' is "
                                           "given twice"):
         load_config(twice)
+    merged = tmp_path / "merged.yaml"   # `<<:` merges an anchor; an entry may override it
+    merged.write_text("name: t\ntask: {name: mmlu}\nreferences:\n  defaults: &d {backend: hf}\n"
+                      "  models:\n    - {<<: *d, path: a}\n"
+                      "    - {<<: *d, backend: vllm, path: b}\n")
+    models = load_config(merged).references.models
+    assert [(m["backend"], m["path"]) for m in models] == [("hf", "a"), ("vllm", "b")]
 
 
 def test_globs_local_and_uri(tmp_path):

@@ -80,8 +80,10 @@ NPZ_OK = {"model_ids": np.array(["a", "b"]), "sample_ids": np.array(["s1", "s2"]
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"pred_choice": np.array([[0.0, 1.0], [1.0, 2.0]])},
-     r"field 'pred_choice' holds 4 value\(s\) of type float64. Fix: store integer choice indices"),
+    ({"pred_choice": np.array([[0.0, 1.5], [1.0, 2.0]])},
+     r"field 'pred_choice' holds 4 value\(s\) of type float64, not all whole numbers. Fix: "
+     r"store choice indices"),
+    ({"gold": np.array([], dtype=np.int64)}, r"field 'gold' holds 0 value\(s\)"),
     ({"gold": np.array([1, 3]), "probs": np.full((2, 2, 3), 1 / 3)},
      r"field 'gold': holds 1..3, outside the choice indices 0..2. Fix: give the index of the "
      r"right choice, counted from 0"),
@@ -99,6 +101,10 @@ def test_a_malformed_npz_field_is_named_with_a_fix(tmp_path, change, message):
 def test_the_valid_npz_behind_those_cases_reads(tmp_path):
     outputs = read_outputs(_write_npz(tmp_path / "ok.npz", **NPZ_OK))
     assert outputs.probs.shape == (2, 2, 3) and outputs.gold.tolist() == [0, 2]
+    as_floats = {**NPZ_OK, "gold": NPZ_OK["gold"].astype(float)}   # whole numbers as floats
+    again = read_outputs(_write_npz(tmp_path / "f.npz", **as_floats))
+    np.testing.assert_array_equal(again.probs, outputs.probs)
+    assert again.gold.tolist() == [0, 2]
 
 
 def test_npz_with_pickled_objects_is_refused(tmp_path):
@@ -192,7 +198,8 @@ def test_parquet_parts_directory_and_mismatched_samples(tmp_path):
     back = read_outputs(tmp_path / "parts")
     assert sorted(back.model_ids) == sorted(outputs.model_ids)
     write_outputs(synthetic_population(1, 9), tmp_path / "parts" / "z.parquet")
-    with pytest.raises(OutputsError, match="z.parquet: field 'sample_ids'.*differs"):
+    with pytest.raises(OutputsError, match=r"z.parquet: field\(s\) gold, groups, n_samples, "
+                                           r"sample_ids differ from m0.parquet's"):
         read_outputs(tmp_path / "parts")
 
 
@@ -264,6 +271,19 @@ def test_a_bad_lm_eval_line_is_named_by_file_and_line(tmp_path, line, message):
     _write_log(tmp_path / "a", [_lm_eval_rows(1)[0], line])
     with pytest.raises(OutputsError, match=message):
         read_outputs(tmp_path)
+
+
+def test_a_task_logged_twice_in_one_folder_reads_the_later_run(tmp_path, caplog):
+    """lm_eval run again with the same --output_path adds a file with a later timestamp."""
+    rows = _lm_eval_rows(2)
+    _write_log(tmp_path / "a", rows)
+    later = {**rows[1], "target": 1, "acc": 0.0}
+    (tmp_path / "a" / "samples_t_2024-02-01T00-00-00.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in (rows[0], later)))
+    with caplog.at_level("WARNING"):
+        outputs = read_outputs(tmp_path)
+    assert outputs.correct.tolist() == [[1.0, 0.0]]
+    assert "task t was logged again; reading the later run samples_t_2024-02-01" in caplog.text
 
 
 def test_two_runs_of_one_model_name_are_not_merged(tmp_path):
@@ -352,6 +372,17 @@ def test_a_replacement_interrupted_between_its_renames_loses_neither_result(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench"]   # no temporary left
     with atomic_directory(folder, "manifest.json", ["data.npz"]) as tmp:
         (tmp / "manifest.json").write_text("new")
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {"manifest.json": "new"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench"]
+
+    def busy(self, target):   # e.g. `bench` is a mount point: it cannot be renamed aside
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(Path, "replace", busy)
+    with pytest.raises(OSError, match="bench: cannot write it \\(Device or resource busy\\)"):
+        with atomic_directory(folder, "manifest.json", ["data.npz"]) as tmp:
+            (tmp / "manifest.json").write_text("newer")
+    monkeypatch.undo()
     assert {p.name: p.read_text() for p in folder.iterdir()} == {"manifest.json": "new"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench"]
 

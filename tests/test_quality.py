@@ -136,6 +136,7 @@ def test_a_copy_of_the_strongest_reference_is_in_population_despite_rounding():
     """A target equal to a reference lies in the references' range even when its score comes
     out a float32 rounding above the strongest one (several references tie at the top)."""
     X, y = _chosen_options(40, 0)
+    y = y.astype(np.float64)   # scores are float64: 2e-9 above the top is representable
     check = PopulationCheck.fit(X, y)
     top = int(np.argmax(y))
     assert check.reasons(X[top:top + 1], y[top:top + 1] + 2e-9) == [""]

@@ -52,6 +52,8 @@ def cache_key(spec: ModelSpec, task: Task, n_choices: int, task_digest: str | No
     record = {"spec": dataclasses.asdict(dataclasses.replace(spec, options=options)),
               "task": task.name, "metric": task.metric,
               "samples": task_digest or samples_hash(task), "n_choices": n_choices}
+    if task.metric == "acc_norm":   # now divides by the length without the leading space, as
+        record["acc_norm_length"] = "lm-eval"   # lm-eval does: outputs of the old rule rerun
     stamp = checkpoint_stamp(spec.path)
     if stamp is not None:   # absent for HF ids and URIs: their keys are as before
         record["checkpoint"] = stamp

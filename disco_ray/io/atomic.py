@@ -86,10 +86,16 @@ def atomic_directory(path: str | Path, marker: str,
 def _swap_in(new: Path, path: Path) -> None:
     """Rename `new` onto `path`; an existing `path` is renamed aside first and deleted last."""
     if not path.exists():
-        new.rename(path)
+        with _writable(path):
+            new.rename(path)
         return
     old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
-    path.replace(old)   # onto the empty directory just made: one rename, no copy
+    try:
+        with _writable(path):
+            path.replace(old)   # onto the empty directory just made: one rename, no copy
+    except BaseException:
+        old.rmdir()
+        raise
     try:
         new.rename(path)
     except BaseException:

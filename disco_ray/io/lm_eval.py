@@ -10,6 +10,7 @@ the leading space, as lm-eval counts it).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,7 @@ from disco_ray.outputs import ModelOutputs, OutputsError
 from disco_ray.tasks.base import completion_length
 
 LmEvalMetric = Literal["acc", "acc_norm"]
+log = logging.getLogger(__name__)
 
 
 def read_lm_eval(path: str | Path, task: str | None = None,
@@ -42,12 +44,16 @@ def read_lm_eval(path: str | Path, task: str | None = None,
                            f"{f' for task {task!r}' if task else ''}. Fix: run lm_eval with "
                            "--log_samples --output_path and point at that folder")
     by_model: dict[str, dict[str, Path]] = {}
-    for f in files:
+    for f in files:   # sorted: a folder's later run (its timestamp) comes later
         tasks = by_model.setdefault(f.parent.name if path.is_dir() else f.stem, {})
-        if _task_name(f) in tasks:
-            raise OutputsError(f"{path}: {tasks[_task_name(f)]} and {f} log the same task for "
-                               f"model {f.parent.name!r}. Fix: keep one run per model (folder "
-                               "names are model ids), or point at one run's folder")
+        earlier = tasks.get(_task_name(f))
+        if earlier is not None and earlier.parent != f.parent:
+            raise OutputsError(f"{path}: {earlier} and {f} log the same task for model "
+                               f"{f.parent.name!r}. Fix: keep one run per model (folder names "
+                               "are model ids), or point at one run's folder")
+        if earlier is not None:
+            log.warning("%s: task %s was logged again; reading the later run %s", f.parent,
+                        _task_name(f), f.name)
         tasks[_task_name(f)] = f
     records = {model: _read_model(tasks, metric) for model, tasks in by_model.items()}
     return _assemble(records, str(path), metric)

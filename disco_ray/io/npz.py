@@ -49,16 +49,24 @@ def read_npz(path: Path) -> ModelOutputs:
 def _choices_as_probs(path: Path, pred_choice: np.ndarray, gold: np.ndarray) -> np.ndarray:
     """One-hot distributions of the chosen answers; an unparsed answer (-1) is uniform. The
     choice count is the largest index in `gold` or `pred_choice`, plus one."""
-    for name, value in (("pred_choice", pred_choice), ("gold", gold)):
-        if not np.issubdtype(value.dtype, np.integer) or value.size == 0:
-            raise OutputsError(f"{path}: field '{name}' holds {value.size} value(s) of type "
-                               f"{value.dtype}. Fix: store integer choice indices, one per sample "
-                               "in gold, one per (model, sample) in pred_choice (-1: unparsed)")
+    pred_choice, gold = (_indices(path, name, value) for name, value in
+                         (("pred_choice", pred_choice), ("gold", gold)))
     n_choices = max(int(gold.max()), int(pred_choice.max())) + 1
     probs = np.full(pred_choice.shape + (n_choices,), 1.0 / n_choices, dtype=np.float32)
     parsed = pred_choice >= 0
     probs[parsed] = np.eye(n_choices, dtype=np.float32)[pred_choice[parsed]]
     return probs
+
+
+def _indices(path: Path, name: str, value: np.ndarray) -> np.ndarray:
+    """Choice indices as int64 (integer-valued floats are accepted)."""
+    if (value.size == 0 or not np.issubdtype(value.dtype, np.number)
+            or not np.array_equal(value, np.round(value))):
+        raise OutputsError(f"{path}: field '{name}' holds {value.size} value(s) of type "
+                           f"{value.dtype}, not all whole numbers. Fix: store choice indices, one "
+                           "per sample in gold, one per (model, sample) in pred_choice (-1: "
+                           "unparsed)")
+    return value.astype(np.int64)
 
 
 def _missing_rows_as_uniform(probs: np.ndarray, path: Path) -> np.ndarray:

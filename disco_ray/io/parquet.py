@@ -2,9 +2,10 @@
 
 Rows: `model_id` (string), `correct` (list<float32>, N), `probs` (list<float32>, N*C, or null),
 `full_score` (float64 or null). Schema metadata key `disco_ray` holds JSON with `format_version`,
-`sample_ids`, `gold`, `groups`, `n_choices` and `lm_eval_metric` (the metric lm-eval logs were
-read with, or null). A directory of such files (one part per model, as the Ray pipeline writes
-them) reads as one table; every part must cover the same samples.
+`sample_ids`, `gold`, `groups`, `n_choices` and, for outputs read from lm-eval logs,
+`lm_eval_metric` (the metric they were read with). A directory of such files (one part per
+model, as the Ray pipeline writes them) reads as one table; every part must cover the same
+samples.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ def outputs_table(outputs: ModelOutputs) -> pa.Table:
         "groups": None if outputs.groups is None else outputs.groups.tolist(),
         "n_choices": None if outputs.probs is None else int(outputs.probs.shape[2]),
         "n_samples": n,
-        "lm_eval_metric": outputs.meta.get("lm_eval_metric"),
     }
+    if outputs.meta.get("lm_eval_metric"):   # absent otherwise: parts written before it match
+        meta["lm_eval_metric"] = outputs.meta["lm_eval_metric"]
     return pa.table(columns).replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
 
 
@@ -63,10 +65,12 @@ def read_parquet(path: Path) -> ModelOutputs:
         raise OutputsError(f"{path}: no .parquet parts found. Fix: point at the outputs folder")
     meta = parts[0][1]
     for f, (_, part_meta) in zip(files[1:], parts[1:]):
-        if part_meta != meta:
+        differ = sorted(k for k in meta.keys() | part_meta.keys()
+                        if meta.get(k) != part_meta.get(k))
+        if differ:
             raise OutputsError(
-                f"{f}: field 'sample_ids' (or gold/groups) differs from {files[0].name}'s. Fix: "
-                "every model must be evaluated on the same samples; re-run it on that sample set")
+                f"{f}: field(s) {', '.join(differ)} differ from {files[0].name}'s. Fix: every "
+                "model must be evaluated on the same samples, the same way; re-run it so")
     return _outputs(pa.concat_tables([table for table, _ in parts]), meta, str(path))
 
 
