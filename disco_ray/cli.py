@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_condense(args: argparse.Namespace) -> int:
-    from disco_ray.condensed import DATA_FILES, MANIFEST, condense
+    from disco_ray.condensed import condense
+    from disco_ray.io.benchmark import DATA_FILES, MANIFEST
     from disco_ray.io.atomic import check_replaceable
     from disco_ray.methods import method_settings
 

@@ -4,7 +4,8 @@
 selection, metamodel choice by cross-validation over the references (with few references, the
 anchor design by a nested one: `cross_validated_error`), split-conformal intervals and an
 out-of-population check. `CondensedBenchmark.predict` is the online phase. A saved benchmark
-is a directory of JSON + Parquet + npz (no pickle); loading it re-fits deterministically.
+is a directory of JSON + Parquet + npz (no pickle, `disco_ray.io.benchmark`); loading it re-fits
+deterministically.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Iterator, Mapping
 import numpy as np
 from sklearn.model_selection import KFold
 
-from disco_ray import __version__
 from disco_ray.disagreement import disagreement_scores
 from disco_ray.metamodels import (StackedMetamodel, choose_metamodel, describe_metamodel,
                                   fit_with_out_of_fold, mix_stacks)
@@ -28,12 +28,7 @@ from disco_ray.signatures import anchor_features
 from disco_ray.uncertainty import (OOD_WIDENING, ExtrapolationInterval, PopulationCheck,
                                    at_frontier, conformal_halfwidth)
 
-FORMAT_VERSION = 1
 MIN_REFERENCES = 3
-MANIFEST = "condensed.json"
-REFERENCES_FILE = "references.parquet"
-DISAGREEMENT_FILE = "disagreement.npz"
-DATA_FILES = (REFERENCES_FILE, DISAGREEMENT_FILE)   # beside MANIFEST in a saved benchmark
 
 
 @dataclass(frozen=True)
@@ -245,60 +240,17 @@ class CondensedBenchmark:
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write the benchmark as a directory, atomically (temp directory, then rename). An
-        existing directory is replaced only if it is empty or an earlier benchmark."""
-        from disco_ray.io import write_outputs
-        from disco_ray.io.atomic import atomic_directory
+        """Write the benchmark as a directory, atomically (`disco_ray.io.benchmark`)."""
+        from disco_ray.io.benchmark import write_benchmark
 
-        directory = Path(directory)
-        with atomic_directory(directory, MANIFEST, DATA_FILES) as tmp:
-            write_outputs(self.references, tmp / REFERENCES_FILE)
-            np.savez(tmp / DISAGREEMENT_FILE, sample_ids=np.array(list(self.disagreement)),
-                     scores=np.array(list(self.disagreement.values()), dtype=np.float64))
-            manifest = {"format_version": FORMAT_VERSION, "disco_ray_version": __version__,
-                        "settings": self.settings.to_json(), "choice": self.choice,
-                        "anchor_ids": self.anchor_ids, "data_hash": self.data_hash}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        return directory
+        return write_benchmark(self, Path(directory))
 
     @classmethod
     def load(cls, directory: str | Path) -> "CondensedBenchmark":
         """Load a saved benchmark and re-fit its metamodel (deterministic)."""
-        from disco_ray.io import read_outputs
+        from disco_ray.io.benchmark import read_benchmark
 
-        directory = Path(directory)
-        path = directory / MANIFEST
-        if not path.exists():
-            raise OutputsError(f"{path}: not found. Fix: point at a directory written by "
-                               "`disco-ray condense`")
-        manifest = _read_manifest(path)
-        with np.load(directory / DISAGREEMENT_FILE, allow_pickle=False) as data:
-            disagreement = dict(zip(data["sample_ids"].tolist(), data["scores"].tolist()))
-        return cls(manifest["settings"], read_outputs(directory / REFERENCES_FILE),
-                   manifest["choice"], disagreement, manifest["data_hash"])
-
-
-def _read_manifest(path: Path) -> dict:
-    """The manifest of a saved benchmark, its settings parsed; a clear error if it is not one
-    this version wrote."""
-    from disco_ray.io.json_object import json_object
-
-    manifest = json_object(path.read_text(), str(path), "condense the benchmark again "
-                           "(disco-ray writes this file; do not edit it)")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise OutputsError(
-            f"{path}: field 'format_version' is {version} (written by disco-ray "
-            f"{manifest.get('disco_ray_version')}); this disco-ray {__version__} reads "
-            f"{FORMAT_VERSION}. Fix: condense the benchmark again")
-    try:
-        return {**manifest, "settings": CondenseSettings.from_json(manifest["settings"]),
-                "choice": manifest["choice"], "data_hash": manifest["data_hash"]}
-    except (KeyError, TypeError) as err:
-        problem = f"field {err} is missing" if isinstance(err, KeyError) else f"settings: {err}"
-        raise OutputsError(f"{path}: {problem}, not what this disco-ray {__version__} writes. "
-                           "Fix: condense the benchmark again (disco-ray writes this file; do "
-                           "not edit it)") from err
+        return read_benchmark(Path(directory))
 
 
 def data_hash(outputs: ModelOutputs) -> str:

@@ -20,14 +20,15 @@ import numpy as np
 from scipy.special import softmax
 
 from disco_ray.backends.base import ModelSpec, check_spec
-from disco_ray.condensed import (MANIFEST, CondensedBenchmark, CondenseSettings, Prediction,
-                                 condense, data_hash, selection_candidates)
+from disco_ray.condensed import (CondensedBenchmark, CondenseSettings, Prediction, condense,
+                                 data_hash, selection_candidates)
 from disco_ray.config import (ConfigError, RunConfig, call_factory, config_error, load_config,
                               resolve_models)
 from disco_ray.distributed.actors import Loader
 from disco_ray.distributed.cache import (OutputCache, cache_key, part_name, read_parts,
                                          samples_hash)
 from disco_ray.distributed.session import address_from_env
+from disco_ray.io.benchmark import MANIFEST
 from disco_ray.io import atomic_path
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs, OutputsError
