@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from disco_ray import __version__
+from disco_ray.design import DESIGN_HELP, AnchorDesign
 from disco_ray.methods import DEFAULT_METHOD, METHODS
 
 log = logging.getLogger("disco_ray")
@@ -51,6 +53,13 @@ def _method_list(text: str) -> list[str]:
     return names
 
 
+def _designs(text: str) -> list[AnchorDesign]:
+    try:
+        return [AnchorDesign.parse(name) for name in _str_list(text)]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err))
+
+
 def _positive_int(text: str, low: int = 1) -> int:
     if not text.isdigit() or int(text) < low:
         raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
@@ -71,6 +80,9 @@ def _add_condense(sub, common: argparse.ArgumentParser) -> None:
                         "beyond every reference; default disco)")
     p.add_argument("--seed", type=_seed, default=0,
                    help="seeds anchor draws, CV and metamodels (default 0)")
+    p.add_argument("--designs", type=_designs, default=[],
+                   help=f"comma-separated anchor designs that replace the method's: {DESIGN_HELP}"
+                        " (several are chosen among by CV on the references)")
     p.add_argument("--output", required=True, type=Path,
                    help="directory to write (new, empty, or an earlier benchmark)")
 
@@ -98,8 +110,15 @@ def _add_predict(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _add_evaluate(sub, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("evaluate", parents=[common],
-                       help="compare methods on held-out models")
+    from disco_ray.report.tables import EVALUATION_COLUMNS
+
+    columns = "\n".join(f"  {header:<7} {meaning}" for header, meaning in EVALUATION_COLUMNS)
+    p = sub.add_parser("evaluate", parents=[common], help="compare methods on held-out models",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Condense each method on the references of a split and "
+                                   "predict its held-out models.",
+                       epilog="The printed table's columns (--output and --json also hold "
+                              "kendall, seeds and the coverage CI's bounds):\n" + columns)
     _add_data_arguments(p)
     p.add_argument("--anchors", type=_int_list, default=[10, 25, 50, 100],
                    help="comma-separated k values (default 10,25,50,100)")
@@ -151,15 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_condense(args: argparse.Namespace) -> int:
-    from disco_ray.condensed import condense
-    from disco_ray.io.benchmark import DATA_FILES, MANIFEST
     from disco_ray.io.atomic import check_replaceable
+    from disco_ray.io.benchmark import DATA_FILES, MANIFEST, write_benchmark
     from disco_ray.methods import method_settings
+    from disco_ray.search import condense
 
     check_replaceable(args.output, MANIFEST, DATA_FILES)   # before minutes of work, not after
     outputs = _read(args)
-    bench = condense(outputs, method_settings(args.method, args.k, args.seed))
-    bench.save(args.output)
+    bench = condense(outputs, method_settings(args.method, args.k, args.seed, args.designs))
+    write_benchmark(bench, args.output)
     log.info("condensed %d samples to %s (method %s) -> %s", outputs.n_samples,
              bench.describe(), args.method, args.output)
     return 0
@@ -176,10 +195,10 @@ def anchors_text(anchor_ids: Sequence[str], fmt: str) -> str:
 
 
 def cmd_anchors(args: argparse.Namespace) -> int:
-    from disco_ray.condensed import CondensedBenchmark
     from disco_ray.io import atomic_path
+    from disco_ray.io.benchmark import read_benchmark
 
-    text = anchors_text(CondensedBenchmark.load(args.benchmark).anchor_ids, args.format)
+    text = anchors_text(read_benchmark(args.benchmark).anchor_ids, args.format)
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -189,10 +208,10 @@ def cmd_anchors(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from disco_ray.condensed import CondensedBenchmark
+    from disco_ray.io.benchmark import read_benchmark
     from disco_ray.report.tables import model_rows, text_table, warning_lines
 
-    predictions = CondensedBenchmark.load(args.benchmark).predict(_read(args))
+    predictions = read_benchmark(args.benchmark).predict(_read(args))
     if args.json:
         for p in predictions:
             print(json.dumps(asdict(p)))
@@ -205,8 +224,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from disco_ray.distributed.evaluation import cell_runner
     from disco_ray.distributed.session import address_from_env
-    from disco_ray.evaluation import (GAP_COLUMNS, check_plan, evaluation_table,
-                                      held_out_predictions, per_seed_metrics)
+    from disco_ray.evaluation import (check_plan, evaluation_table, held_out_predictions,
+                                      per_seed_metrics)
     from disco_ray.io import atomic_path
 
     outputs = _read(args)
@@ -231,17 +250,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         for row in table.astype(object).where(table.notna(), None).to_dict(orient="records"):
             print(json.dumps({"data": args.data.stem, **row}))   # NaN -> null: strict JSON
-    else:   # gap columns are empty without a disco* method: not shown
-        shown = table.drop(columns=[c for c in GAP_COLUMNS if c in table and table[c].isna().all()])
-        print(shown.round(4).to_string(index=False))
+    else:
+        from disco_ray.report.tables import evaluation_text
+
+        print(evaluation_text(table))
     return 0
 
 
+INTERRUPTED = 130   # the shell's code for a process ended by Ctrl-C
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("ray") is None:   # before minutes of loading, not after
+        raise RuntimeError("`disco-ray run` runs the models on Ray, which is not installed. "
+                           "Fix: pip install 'disco-ray[ray]'")
     from disco_ray.pipeline import run_from_config
 
-    result = run_from_config(args.config, output=args.output, address=args.address,
-                             quiet=args.quiet)
+    try:
+        result = run_from_config(args.config, output=args.output, address=args.address,
+                                 quiet=args.quiet)
+    except KeyboardInterrupt:
+        print("disco-ray run: interrupted. Every model that finished is kept in the output "
+              "directory (outputs/); run the same command again to resume from them.",
+              file=sys.stderr)
+        return INTERRUPTED
     if (result.output_dir / "predictions.json").exists():
         from disco_ray.report import summary_table
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import fnmatch
-import glob as globlib
 import importlib
 import inspect
 import types
@@ -21,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from disco_ray.backends.base import ModelSpec
+from disco_ray.paths import basename, list_paths
 
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ModelSpec))
 TASK_OPTIONS = {"split": str, "limit": int,   # what a task name or file takes
@@ -69,9 +68,12 @@ class TargetsConfig(ModelsConfig):
 
 @dataclass(frozen=True)
 class CondenseConfig:
+    """`designs`: anchor designs (`design.AnchorDesign.parse`) replacing the method's."""
+
     k: int = 100
     method: str = "disco"
     seed: int = 0
+    designs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,14 @@ def _check(config: RunConfig) -> None:
         raise config_error(src, "condense.method", f"unknown method '{config.condense.method}'",
                            f"use one of {', '.join(METHODS)}")
     _check_range(src, "condense.k", config.condense.k, 1)
+    from disco_ray.design import AnchorDesign
+
+    for i, design in enumerate(config.condense.designs):
+        try:
+            AnchorDesign.parse(design)
+        except ValueError as err:
+            raise config_error(src, f"condense.designs[{i}]", str(err).partition(". Fix: ")[0],
+                               str(err).partition(". Fix: ")[2]) from err
     _check_range(src, "condense.seed", config.condense.seed, 0)
     if config.ray.num_cpus is not None:
         _check_range(src, "ray.num_cpus", config.ray.num_cpus, 1)
@@ -377,21 +387,3 @@ def resolve_models(section: ModelsConfig, output_dir: Path, source: str,
         entries += [(f"{where}.factory[{i}]", e) for i, e in enumerate(made)]
     return [make_spec(merge_defaults(entry, section.defaults), source, label)
             for label, entry in entries]
-
-
-def basename(path: str) -> str:
-    return path.rstrip("/").rsplit("/", 1)[-1]
-
-
-def list_paths(pattern: str) -> list[str]:
-    """Sorted paths matching `pattern`: a local glob, or a URI (`s3://`, `gs://`, `file://`)
-    whose last component holds the wildcards, listed with pyarrow.fs (imported lazily)."""
-    if "://" not in pattern:
-        return sorted(globlib.glob(pattern))
-    from pyarrow import fs
-
-    parent, _, name_pattern = pattern.rstrip("/").rpartition("/")
-    filesystem, base = fs.FileSystem.from_uri(parent)
-    infos = filesystem.get_file_info(fs.FileSelector(base, allow_not_found=True))
-    names = sorted(basename(info.path) for info in infos)
-    return [f"{parent}/{name}" for name in names if fnmatch.fnmatchcase(name, name_pattern)]

@@ -16,9 +16,10 @@ import pandas as pd
 from scipy.stats import kendalltau, norm, spearmanr
 from tqdm.auto import tqdm
 
-from disco_ray.condensed import MIN_REFERENCES, Prediction, condense
+from disco_ray.condensed import Prediction
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs
+from disco_ray.search import MIN_REFERENCES, condense
 
 SPLITS = ("random", "top", "chronological")
 RANDOM_HOLDOUT = 0.2
@@ -41,18 +42,19 @@ class Split:
     held_out: np.ndarray
 
 
-def model_splits(outputs: ModelOutputs, split: str, seeds: int) -> Iterator[Split]:
+def model_splits(outputs: ModelOutputs, split: str, seeds: int,
+                 leave_one_out_below: int = LEAVE_ONE_OUT_BELOW) -> Iterator[Split]:
     """The splits of `split` kind.
 
     `random`: 20% of models held out per seed (leave-one-model-out, each model once, when there
-    are fewer than 100 models; model i then draws its anchors with seed i mod `seeds`, so one
-    lucky or unlucky anchor draw is not shared by every held-out model). `top`: the strongest
+    are fewer than `leave_one_out_below` models; model i then draws its anchors with seed i mod
+    `seeds`, so one lucky or unlucky anchor draw is not shared by every held-out model). `top`: the strongest
     10% held out (at least 2), the same models for every seed. `chronological`: the newest
     10%, by the `model_dates` in the outputs' meta.
     """
     m = outputs.n_models
     if split == "random":
-        if m < LEAVE_ONE_OUT_BELOW:
+        if m < leave_one_out_below:
             for i in range(m):
                 yield Split(split, i % max(seeds, 1), np.delete(np.arange(m), i), np.array([i]))
             return
@@ -143,11 +145,12 @@ CellRunner = Callable[[ModelOutputs, Sequence[Cell]], Iterable[tuple[Cell, pd.Da
 
 
 def evaluation_cells(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
-                     splits: Sequence[str], seeds: int) -> list[Cell]:
+                     splits: Sequence[str], seeds: int,
+                     leave_one_out_below: int = LEAVE_ONE_OUT_BELOW) -> list[Cell]:
     """Every cell of an evaluation, in the order its rows are reported."""
     cells: list[Cell] = []
     for name in splits:
-        split_list = list(model_splits(outputs, name, seeds))
+        split_list = list(model_splits(outputs, name, seeds, leave_one_out_below))
         leave_one_out = all(len(s.held_out) == 1 for s in split_list)
         for k in ks:
             for method in methods:
@@ -176,16 +179,18 @@ def run_cells_in_process(outputs: ModelOutputs,
 
 def held_out_predictions(outputs: ModelOutputs, methods: Sequence[str], ks: Sequence[int],
                          splits: Sequence[str], seeds: int = 5, progress: bool = True,
-                         runner: CellRunner = run_cells_in_process) -> pd.DataFrame:
+                         runner: CellRunner = run_cells_in_process,
+                         leave_one_out_below: int = LEAVE_ONE_OUT_BELOW) -> pd.DataFrame:
     """Every held-out model's prediction: one row per (split, k, method, seed, model) with its
     true score, predicted score, 90% interval, out-of-population flag and frontier warning.
 
-    Leave-one-model-out splits are pooled into one set of predictions (seed 0). Every argument
+    Leave-one-model-out splits (`random` with fewer than `leave_one_out_below` models) are
+    pooled into one set of predictions (seed 0). Every argument
     is checked before any method runs. `runner` runs the cells, in any order (the Ray layer's
     `run_cells_on_ray` runs them as tasks); the rows come back in `evaluation_cells` order.
     """
     check_plan(outputs, methods, ks, splits, seeds)
-    cells = evaluation_cells(outputs, methods, ks, splits, seeds)
+    cells = evaluation_cells(outputs, methods, ks, splits, seeds, leave_one_out_below)
     frames: dict[int, pd.DataFrame] = {}
     for cell, frame in tqdm(runner(outputs, cells), total=len(cells), desc="evaluate",
                             disable=not progress):

@@ -34,8 +34,9 @@ and some accuracy just above the references' edge for it.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Sequence
 
-from disco_ray.condensed import CondenseSettings
+from disco_ray.design import AnchorDesign, CondenseSettings
 
 RF = {"regressor": "rf", "pca": 256}
 KNN = {"regressor": "knn", "pca": 256}
@@ -49,18 +50,22 @@ STACK = {"regressor": "stack",
          "members": [DIRECT, GP_IRT, THETA, RIDGE, HYBRID, KNN, RF_ACC]}
 FRONTIER_STACK = {**STACK, "extrapolation_weight": 0.5, "soft_route": False}
 
+RANDOM = (AnchorDesign("random"),)
+TOP_PDS, TOP_JSD = AnchorDesign("top", "pds"), AnchorDesign("top", "jsd")
+DISCO_DESIGNS = (TOP_JSD, TOP_PDS, AnchorDesign("cluster", "centroid"),
+                 AnchorDesign("cluster", "random"), AnchorDesign("random"))
+
 _BASE: dict[str, CondenseSettings] = {
-    "random_direct": CondenseSettings(selection="random", metamodels=(DIRECT,)),
-    "random_rf": CondenseSettings(selection="random", metamodels=(RF,)),
-    "gp_irt": CondenseSettings(selection="cluster", metamodels=(GP_IRT,)),
-    "random_gp_irt": CondenseSettings(selection="random", metamodels=(GP_IRT,)),
-    "pds_knn": CondenseSettings(score="pds", metamodels=(KNN,)),
-    "pds_rf": CondenseSettings(score="pds", metamodels=(RF,)),
-    "jsd_knn": CondenseSettings(score="jsd", metamodels=(KNN,)),
-    "jsd_rf": CondenseSettings(score="jsd", metamodels=(RF,)),
-    "disco": CondenseSettings(
-        score="jsd", candidates=("top-jsd", "top-pds", "cluster", "cluster-random", "random"),
-        metamodels=(STACK,)),
+    "random_direct": CondenseSettings(designs=RANDOM, metamodels=(DIRECT,)),
+    "random_rf": CondenseSettings(designs=RANDOM, metamodels=(RF,)),
+    "gp_irt": CondenseSettings(designs=(AnchorDesign("cluster", "centroid"),),
+                               metamodels=(GP_IRT,)),
+    "random_gp_irt": CondenseSettings(designs=RANDOM, metamodels=(GP_IRT,)),
+    "pds_knn": CondenseSettings(designs=(TOP_PDS,), metamodels=(KNN,)),
+    "pds_rf": CondenseSettings(designs=(TOP_PDS,), metamodels=(RF,)),
+    "jsd_knn": CondenseSettings(designs=(TOP_JSD,), metamodels=(KNN,)),
+    "jsd_rf": CondenseSettings(designs=(TOP_JSD,), metamodels=(RF,)),
+    "disco": CondenseSettings(designs=DISCO_DESIGNS, metamodels=(STACK,)),
 }
 _BASE["disco_frontier"] = replace(_BASE["disco"], metamodels=(FRONTIER_STACK,))
 
@@ -68,8 +73,11 @@ METHODS: tuple[str, ...] = tuple(_BASE)
 DEFAULT_METHOD = "disco"
 
 
-def method_settings(name: str, k: int, seed: int = 0) -> CondenseSettings:
-    """The settings of method `name` for k anchors and a seed."""
+def method_settings(name: str, k: int, seed: int = 0,
+                    designs: Sequence[AnchorDesign] = ()) -> CondenseSettings:
+    """The settings of method `name` for k anchors and a seed; `designs`, when given, replace
+    the method's candidate anchor designs."""
     if name not in _BASE:
         raise ValueError(f"unknown method '{name}'. Fix: use one of {', '.join(METHODS)}")
-    return replace(_BASE[name], k=k, seed=seed)
+    settings = replace(_BASE[name], k=k, seed=seed)
+    return replace(settings, designs=tuple(designs)) if designs else settings

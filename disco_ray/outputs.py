@@ -65,6 +65,11 @@ class ModelOutputs:
         if self.correct.shape != (m, n):
             raise _fail(src, "correct", f"has shape {self.correct.shape}, expected ({m}, {n})",
                         "give one value per (model, sample)")
+        unscored = np.flatnonzero(np.isnan(self.correct).all(axis=1))
+        if unscored.size:
+            raise _fail(src, "correct", f"is NaN (missing) on every sample for {unscored.size} "
+                        f"model(s), e.g. '{self.model_ids[unscored[0]]}': nothing to predict "
+                        "from", "give each model at least one outcome, or leave such models out")
         finite = self.correct[~np.isnan(self.correct)]
         if finite.size and (finite.min() < 0 or finite.max() > 1):
             raise _fail(src, "correct", "has values outside [0, 1]",

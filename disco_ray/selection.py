@@ -59,7 +59,7 @@ def select_anchors(n_samples: int, k: int, kind: SelectionKind, scores: np.ndarr
     if kind == "stratified":
         if groups is None:
             raise ValueError("stratified selection needs groups (subjects) for every sample. "
-                             "Fix: give `groups` in the outputs or use selection 'top'")
+                             "Fix: give `groups` in the outputs or use a top design (e.g. top-jsd)")
         return stratified_top_k(np.asarray(scores), groups, k)
     raise ValueError(f"unknown selection '{kind}'. Fix: use top, stratified, random or cluster "
                      "(cluster: `cluster_k`)")

@@ -7,13 +7,12 @@ extrapolation cross-validation inside the references (`StackedMetamodel`: the st
 references held out and predicted from the others), and at least a normalised conformal interval
 `q * spread(x)`: spread = the IRT ability's posterior SD on the anchors times the slope of the
 ability-to-score map (wide when the anchors saturate, e.g. a model that answers them all right),
-q = the conformal quantile of the references' |out-of-fold residual| / spread (done in
-`condensed`). Metamodels without that CV widen by the fixed `OOD_WIDENING`.
+q = the conformal quantile of the references' |out-of-fold residual| / spread (fitted by
+`StackedMetamodel`). Metamodels without that CV widen by the fixed `OOD_WIDENING`.
 
 A target the check lets through whose interval reaches above the strongest reference's score is
 *at the frontier* (`at_frontier`): it may be stronger than every reference, where no reference
-could check its interval (on the development data, every such target its interval missed lay
-above it).
+could check its interval.
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ from disco_ray.signatures import split_features
 OOD_QUANTILE = 0.99
 OOD_WIDENING = 2.0
 MIN_CALIBRATION = 10
-FRONTIER_NOTE = ("90% interval reaches above the strongest reference's score: if the model is "
-                 "stronger than every reference, its score is likely under-predicted")
 
 
 def at_frontier(upper: np.ndarray, best_reference_score: float) -> np.ndarray:
@@ -43,6 +40,12 @@ def conformal_halfwidth(residuals: np.ndarray, level: float) -> float:
     n = len(scores)
     rank = int(np.ceil((n + 1) * level))
     return float(scores[min(rank, n) - 1])
+
+
+def score_excess(predicted: np.ndarray, score_range: tuple[float, float]) -> np.ndarray:
+    """How far predictions lie beyond a score range (0 inside it)."""
+    predicted = np.asarray(predicted, dtype=np.float64)
+    return np.maximum(np.maximum(predicted - score_range[1], score_range[0] - predicted), 0.0)
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,7 @@ class PopulationCheck:
 
     def excess(self, predicted: np.ndarray) -> np.ndarray:
         """How far predictions lie beyond the references' score range (0 inside it)."""
-        predicted = np.asarray(predicted, dtype=np.float64)
-        return np.maximum(np.maximum(predicted - self.score_range[1],
-                                     self.score_range[0] - predicted), 0.0)
+        return score_excess(predicted, self.score_range)
 
     def distance(self, signature: np.ndarray) -> np.ndarray:
         """[M] each signature's distance to its nearest reference."""

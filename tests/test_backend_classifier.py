@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from disco_ray.backends.base import ModelSpec, load_backend
+from disco_ray.backends.base import ModelSpec
+from disco_ray.backends.loading import load_backend
 from disco_ray.tasks.base import MCSample
 
 N_FEATURES, N_CLASSES = 4, 3

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from disco_ray.backends.base import ModelSpec, load_backend
+from disco_ray.backends.base import ModelSpec
+from disco_ray.backends.loading import load_backend
 from disco_ray.backends.replay import ReplayError
 from disco_ray.io import write_outputs
 from disco_ray.outputs import ModelOutputs

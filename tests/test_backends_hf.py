@@ -10,7 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from disco_ray.backends.base import ModelSpec, load_backend  # noqa: E402
+from disco_ray.backends.base import ModelSpec  # noqa: E402
+from disco_ray.backends.loading import load_backend  # noqa: E402
 from disco_ray.backends.hf import HFBackend, plan_rows  # noqa: E402
 from disco_ray.backends.tiny import build_tiny_gpt2  # noqa: E402
 from disco_ray.tasks import load_task  # noqa: E402

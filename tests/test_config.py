@@ -92,6 +92,8 @@ def test_defaults_merge_into_entries_with_options_merged_key_by_key(tmp_path):
     (with_changes(references={"glob": "x/*", "defaults": {"backend": "hf", "devices": "cpu"}}),
      "field 'references.defaults.devices': unknown model field"),
     (with_changes(condense={"seed": -1}), "field 'condense.seed': is -1, below the minimum 0"),
+    (with_changes(condense={"designs": ["top-jsd", "stratified-x"]}),
+     "field 'condense.designs[1]': unknown anchor design stratified-x. Fix: use random, "),
     (with_changes(ray={"num_cpus": -2}), "field 'ray.num_cpus': is -2, below the minimum 1"),
     (with_changes(name=""), "field 'name': '' is not a plain name"),
     (with_changes(name="a/b"), "field 'name': 'a/b' is not a plain name"),
@@ -111,6 +113,20 @@ def test_defaults_merge_into_entries_with_options_merged_key_by_key(tmp_path):
 def test_bad_configs_name_the_field_and_the_fix(data, expected):
     message = error_of(data)
     assert message.startswith("run.yaml: ") and expected in message and "Fix:" in message
+
+
+def test_condense_designs_reach_the_pipelines_settings(tmp_path):
+    """condense.designs replaces the method's anchor designs (a guiding subset, stratified)."""
+    from disco_ray.design import AnchorDesign
+    from disco_ray.methods import method_settings
+    from disco_ray.stages.condense import run_settings
+
+    config = config_from_dict(with_changes(condense={"method": "jsd_rf", "k": 7, "designs": [
+        "stratified-jsd@12", "cluster"]}), "run.yaml")
+    assert run_settings(config) == method_settings("jsd_rf", 7, 0, [
+        AnchorDesign("stratified", "jsd", 12), AnchorDesign("cluster", "centroid")])
+    assert run_settings(config_from_dict(with_changes())).designs == method_settings(
+        "disco", 1).designs
 
 
 def test_null_task_options_mean_the_defaults():

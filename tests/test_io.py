@@ -261,9 +261,10 @@ def test_lm_eval_docs_logged_in_another_order_are_matched_by_id(tmp_path):
 @pytest.mark.parametrize("line, message", [
     ('{"doc_id": 1, "target": 0, "filtered_re', r"t_2024-01-01T00-00-00.jsonl:2: invalid JSON"),
     ({"doc_id": 1, "target": "the answer", "filtered_resps": [["-1", "True"], ["-2", "False"]]},
-     r"jsonl:2: field 'target' is 'the answer', not the index of one of the 2 choices"),
+     r"jsonl:2: field 'target' is 'the answer', neither the index nor the text of one of the 2 "
+     r"choices"),
     ({"doc_id": 1, "target": 2, "filtered_resps": [["-1", "True"], ["-2", "False"]]},
-     r"jsonl:2: field 'target' is '2', not the index"),
+     r"jsonl:2: field 'target' is '2', neither the index"),
     ({"doc_id": 0, "target": 0, "filtered_resps": [["-1", "True"], ["-2", "False"]]},
      r"jsonl:2: field 'doc_id': t/0 is logged twice"),
 ])
@@ -290,9 +291,8 @@ def test_two_runs_of_one_model_name_are_not_merged(tmp_path):
     """Folder names are model ids: two folders of one name would silently become one model."""
     _write_log(tmp_path / "run1" / "org__model", _lm_eval_rows(2))
     _write_log(tmp_path / "run2" / "org__model", _lm_eval_rows(2))
-    with pytest.raises(OutputsError, match=r"run1/org__model/samples_t_.*\.jsonl and .*run2/"
-                                           r"org__model/.* log the same task for model "
-                                           r"'org__model'"):
+    with pytest.raises(OutputsError, match=r"folders .*run1/org__model and .*run2/org__model "
+                                           r"both hold lm-eval runs of model 'org__model'"):
         read_outputs(tmp_path)
 
 

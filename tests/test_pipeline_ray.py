@@ -20,7 +20,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from disco_ray.backends.base import ModelSpec, load_backend  # noqa: E402
+from disco_ray.backends.base import ModelSpec  # noqa: E402
+from disco_ray.backends.loading import load_backend  # noqa: E402
 from disco_ray.config import ResourcesConfig, config_from_dict  # noqa: E402
 from disco_ray.distributed.actors import actor_options  # noqa: E402
 from disco_ray.distributed.cache import OutputCache, cache_key, read_parts  # noqa: E402
@@ -114,7 +115,7 @@ def fake_config(tmp_path: Path, n_refs: int = 6, failing: tuple[str, ...] = (),
 
 # -- pipeline ---------------------------------------------------------------------------------
 def test_replay_pipeline_matches_in_memory_condense(ray_session, tmp_path):
-    from disco_ray.condensed import condense
+    from disco_ray.search import condense
     from disco_ray.methods import method_settings
 
     population = synthetic_population(n_models=10, n_samples=60, seed=1)
@@ -206,6 +207,7 @@ def test_actor_that_dies_once_gives_complete_identical_results(ray_session, tmp_
                            lambda s, lls: results.update({s.name: lls}), loader=load,
                            progress=False)
     assert (tmp_path / "marker").exists() and runs[0].error is None
+    assert runs[0].restarts == 1 and len(runs[0].processes) == 2   # what run.json reports
     expected = FakeBackend(ModelSpec("crashy", "fake", "-")).loglikelihoods(samples)
     assert len(results["crashy"]) == len(samples)
     for got, want in zip(results["crashy"], expected):
@@ -238,8 +240,12 @@ def test_tensor_parallel_actors_share_four_gpus_two_at_a_time(ray_session, tmp_p
 def test_actor_options_follow_the_backend():
     resources = ResourcesConfig(cpus_per_model=2, max_retries=3)
     vllm = actor_options(ModelSpec("m", "vllm", "p", tensor_parallel_size=4), resources, False)
-    assert vllm == {"num_cpus": 2, "num_gpus": 4.0, "max_restarts": 3, "max_task_retries": 3}
+    vllm_cpu = ModelSpec("m", "vllm", "p", device="cpu")
+    assert actor_options(vllm_cpu, resources, True)["num_gpus"] == 0.0
     hf = ModelSpec("m", "hf", "p")
+    assert vllm == {"num_cpus": 2, "num_gpus": 4.0, "max_restarts": 3, "max_task_retries": -1}
+    no_retries = ResourcesConfig(max_retries=0)
+    assert actor_options(hf, no_retries, False)["max_task_retries"] == 0
     assert actor_options(hf, resources, True)["num_gpus"] == 1.0
     assert actor_options(hf, resources, False)["num_gpus"] == 0.0
     replay = ModelSpec("m", "replay", "p")

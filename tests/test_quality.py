@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from sklearn.model_selection import KFold
 
-from disco_ray.condensed import condense
+from disco_ray.design import AnchorDesign
 from disco_ray.metamodels import make_regressor
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs
+from disco_ray.search import condense
 from disco_ray.uncertainty import PopulationCheck, conformal_halfwidth
 from helpers import synthetic_population
 
@@ -45,7 +46,7 @@ def test_disco_choice_uses_reference_models_only(world):
     assert mixed.model_id == alone.model_id and mixed.reason == alone.reason
     assert (mixed.score, mixed.lower, mixed.upper) == pytest.approx(
         (alone.score, alone.lower, alone.upper), abs=1e-9)
-    assert "selection" in bench.choice and bench.choice["metamodel"]["regressor"] == "stack"
+    assert "design" in bench.choice and bench.choice["metamodel"]["regressor"] == "stack"
 
 
 def test_conformal_halfwidth_covers_90_percent_of_exchangeable_residuals():
@@ -223,7 +224,7 @@ def test_targets_weaker_than_every_reference_keep_the_in_population_stack(world)
 def test_stack_out_of_fold_error_is_not_flattered_by_its_own_weights():
     """The stack's out-of-fold predictions use weights fitted without each fold: on few
     references with noisy members, weights fitted on the same rows look better than they are."""
-    from disco_ray.metamodels import _convex_weights, _cross_stacked
+    from disco_ray.metamodels.stack import _convex_weights, _cross_stacked
 
     rng = np.random.default_rng(0)
     in_sample, crossed = [], []
@@ -252,7 +253,7 @@ def test_extrapolation_weight_sets_what_the_route_and_anchor_choice_minimise(wor
     y = refs.scores()
     members = ({"regressor": "direct"}, {"regressor": "ridge", "pca": None,
                                          "with_accuracy": True})
-    fits = {w: StackedMetamodel(members, min_top=5, extrapolation_weight=w).fit(X, y)
+    fits = {w: StackedMetamodel(members, extrapolation_weight=w).fit(X, y)
             for w in (None, 0.0, 1.0)}
     in_range = fits[0.0]
     expected = min(np.mean(np.abs(np.where(in_range.ood_oof_ > np.quantile(y, q),
@@ -281,7 +282,7 @@ def test_beyond_probability_is_a_gaussian_tail_or_a_step():
 
 def _nested_error(refs: ModelOutputs, settings, selection: str) -> float:
     """The nested CV error of one selection candidate, recomputed by hand."""
-    single = replace(settings, candidates=(selection,))
+    single = replace(settings, designs=(AnchorDesign.parse(selection),))
     y, errors = refs.scores(), []
     for train, test in KFold(5, shuffle=True, random_state=settings.seed).split(y):
         bench = condense(refs.take_models(train), single)
@@ -292,10 +293,11 @@ def _nested_error(refs: ModelOutputs, settings, selection: str) -> float:
 def test_few_references_choose_anchors_by_nested_cross_validation(world):
     refs = world.take_models(range(0, 200, 5))          # 40 references (< nested_below)
     settings = replace(method_settings("random_rf", 10, seed=0),
-                       candidates=("random", "cluster"), metamodels=({"regressor": "ridge"},))
+                       designs=(AnchorDesign("random"), AnchorDesign("cluster", "centroid")),
+                       metamodels=({"regressor": "ridge"},))
     bench = condense(refs, settings)
     errors = {name: _nested_error(refs, settings, name) for name in ("random", "cluster-centroid")}
-    chosen = bench.choice["selection"]
+    chosen = bench.design.name
     assert bench.choice["cv_mae"] == pytest.approx(errors[chosen], abs=1e-12)
     assert errors[chosen] == min(errors.values())
     # without nesting the choice is validated on the models that chose the anchors

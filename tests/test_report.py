@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from disco_ray.condensed import condense
+from disco_ray.analysis import write_run_analysis
+from disco_ray.search import condense
 from disco_ray.io import write_outputs
+from disco_ray.io.benchmark import write_benchmark
+from disco_ray.io.run import RunDirectory
 from disco_ray.methods import method_settings
 from disco_ray.report import summary_table, write_report
 from disco_ray.report.browser import check_in_browser, find_chromium
@@ -25,8 +28,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 K = 12
 
 
-def make_run_dir(out, with_true: bool = True):
-    """An output directory honoring configs/README.md, from a synthetic population."""
+def make_run_dir(out, with_true: bool = True, with_references: bool = True, curve_seeds: int = 1):
+    """An output directory honoring configs/README.md, from a synthetic population, with the
+    analysis the pipeline stores (without the references' full outputs: no curve and no
+    reference points)."""
     population = synthetic_population(46, 60, seed=2)
     target_index = np.arange(5, 46, 8)
     refs = population.take_models(np.setdiff1d(np.arange(46), target_index))
@@ -34,7 +39,9 @@ def make_run_dir(out, with_true: bool = True):
     for i, model_id in enumerate(refs.model_ids):
         write_outputs(refs.take_models([i]), out / "outputs" / "references" / f"{model_id}.parquet")
     bench = condense(refs, method_settings("pds_rf", K, 0))
-    bench.save(out / "condensed")
+    write_benchmark(bench, out / "condensed")
+    write_run_analysis(RunDirectory(out), bench, refs if with_references else None, "pds_rf",
+                       curve_seeds)
     truth = targets.scores() if with_true else [None] * targets.n_models
     predictions = [{**asdict(p), "true_score": None if t is None else float(t)}
                    for p, t in zip(bench.predict(targets), truth)]
@@ -60,7 +67,7 @@ def embedded_pngs(html: str) -> list[bytes]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out, predictions = make_run_dir(tmp_path_factory.mktemp("run"))
-    path = write_report(out, curve_seeds=1)
+    path = write_report(out)
     return out, path, predictions
 
 
@@ -112,7 +119,7 @@ def test_summary_table(report):
 
 
 def test_report_without_reference_outputs_or_true_scores(report, tmp_path):
-    out, predictions = make_run_dir(tmp_path, with_true=False)
+    out, predictions = make_run_dir(tmp_path, with_true=False, with_references=False)
     shutil.rmtree(out / "outputs")
     html = write_report(out).read_text()
     # predicted intervals + disagreement; no curve, no targets-against-references figure
@@ -159,3 +166,26 @@ def test_population_figure_places_references_and_targets():
     # two different references in general: each line says which extreme it marks
     assert np.allclose(lines["highest reference anchor accuracy"].get_xdata(), 80)
     assert np.allclose(lines["highest reference score"].get_ydata(), 70)
+
+
+def test_the_anchor_curve_is_stored_by_the_evaluation_protocol_with_named_lines(report):
+    """The run's own method is a line across k beside baselines named for what they are; a
+    point of it is a benchmark condensed on 80% of the references and scored on the rest."""
+    from disco_ray.io import read_outputs
+
+    out, _, _ = report
+    curve = json.loads((out / "analysis.json").read_text())["anchor_curve"]
+    assert curve["labels"] == {"pds_rf": "pds_rf (this run's method)",
+                               "random_rf": "random anchors + random forest",
+                               "random_direct": "random anchors, plain mean"}
+    rows = {(row["method"], row["k"]): row["mae_pp"] for row in curve["rows"]}
+    assert set(rows) == {(m, k) for m in curve["labels"] for k in (10, 12, 25, 50)}
+    refs = read_outputs(out / "outputs" / "references")
+    order = np.random.default_rng(0).permutation(refs.n_models)
+    n_out = round(0.2 * refs.n_models)
+    held = refs.take_models(np.sort(order[:n_out]))
+    bench = condense(refs.take_models(np.sort(order[n_out:])), method_settings("random_rf", 25))
+    error = [abs(p.score - t) for p, t in zip(bench.predict(held), held.scores())]
+    assert rows[("random_rf", 25)] == pytest.approx(100 * np.mean(error), abs=1e-9)
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["anchor_curve"] == curve["rows"]

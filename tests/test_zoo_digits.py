@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from disco_ray.backends.base import ModelSpec, load_backend
+from disco_ray.backends.base import ModelSpec
+from disco_ray.backends.loading import load_backend
 from disco_ray.zoo import digits
 
 

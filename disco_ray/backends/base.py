@@ -91,11 +91,6 @@ def check_spec(spec: ModelSpec) -> None:
                          f"no option '{key}'{hint}. Fix: use one of {', '.join(allowed)}")
 
 
-def load_backend(spec: ModelSpec) -> Backend:
-    """Load the model described by `spec` with its backend (imports the backend lazily; a
-    `path` on object storage is staged to local disk for the load: `staging`)."""
-    check_spec(spec)
-    from disco_ray.backends.staging import local_checkpoint
-
-    with local_checkpoint(spec) as local:   # a URI path is loaded from a local copy
-        return _REGISTRY[spec.backend](local)
+def backend_factory(name: str) -> Callable[[ModelSpec], Backend]:
+    """The registered factory of backend `name` (`check_spec` first: it imports the backend)."""
+    return _REGISTRY[name]

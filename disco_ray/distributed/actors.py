@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from disco_ray.backends.base import Backend, ModelSpec, load_backend
+from disco_ray.backends.base import Backend, ModelSpec
+from disco_ray.backends.loading import load_backend
 from disco_ray.tasks.base import MCSample
 
 if TYPE_CHECKING:  # the actor's module stays light: workers import it
@@ -44,23 +45,35 @@ class ModelActor:
         context = ray.get_runtime_context()
         return {"node_id": context.get_node_id(), "actor_id": context.get_actor_id(),
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "pid": os.getpid(),
-                "load_s": self.load_s}
+                "process": process_id(), "load_s": self.load_s}
 
-    def score(self, samples: Sequence[MCSample]) -> tuple[list[np.ndarray], float]:
-        """Per-choice log-likelihoods of `samples`, and the seconds it took."""
+    def score(self, samples: Sequence[MCSample]) -> tuple[list[np.ndarray], float, str]:
+        """Per-choice log-likelihoods of `samples`, the seconds it took, and this process
+        (`process_id`: a restarted actor answers from another one)."""
         began = time.perf_counter()
         values = self.backend.loglikelihoods(samples)
-        return [np.asarray(v, dtype=np.float64) for v in values], time.perf_counter() - began
+        return ([np.asarray(v, dtype=np.float64) for v in values], time.perf_counter() - began,
+                process_id())
+
+
+def process_id() -> str:
+    """`<node id>/<pid>` of the calling Ray worker process."""
+    import ray
+
+    return f"{ray.get_runtime_context().get_node_id()}/{os.getpid()}"
 
 
 def gpus_per_model(spec: ModelSpec, requested: float | str, cluster_has_gpus: bool) -> float:
     """GPUs for one model's actor.
 
-    `auto`: vLLM always gets `tensor_parallel_size`; a model on `device: cuda*` too; hf on
-    `device: auto` gets them when the cluster has GPUs; everything else runs on CPUs.
+    `auto`: a model on `device: cpu` gets none; otherwise vLLM always gets
+    `tensor_parallel_size`, a model on `device: cuda*` too; hf on `device: auto` gets them when
+    the cluster has GPUs; everything else runs on CPUs.
     """
     if requested != "auto":
         return float(requested)
+    if spec.device == "cpu":
+        return 0.0
     if spec.backend == "vllm" or spec.device.startswith("cuda"):
         return float(spec.tensor_parallel_size)
     if spec.device == "auto" and spec.backend in GPU_BACKENDS and cluster_has_gpus:
@@ -70,7 +83,13 @@ def gpus_per_model(spec: ModelSpec, requested: float | str, cluster_has_gpus: bo
 
 def actor_options(spec: ModelSpec, resources: "ResourcesConfig",
                   cluster_has_gpus: bool) -> dict[str, Any]:
-    """`ray.remote` options of a model's actor: resources and crash retries."""
+    """`ray.remote` options of a model's actor: resources and crash retries.
+
+    `max_retries` bounds the actor's restarts. Calls lost with its process are retried for as
+    long as it may restart (`max_task_retries` -1): a node lost mid-run makes every queued call
+    fail until Ray notices, which would use up a bounded count before the actor is restarted.
+    An exception raised by the backend itself is never retried."""
     return {"num_cpus": resources.cpus_per_model,
             "num_gpus": gpus_per_model(spec, resources.gpus_per_model, cluster_has_gpus),
-            "max_restarts": resources.max_retries, "max_task_retries": resources.max_retries}
+            "max_restarts": resources.max_retries,
+            "max_task_retries": -1 if resources.max_retries else 0}

@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from disco_ray.backends.base import STAGING_OPTIONS, ModelSpec
@@ -25,6 +27,8 @@ from disco_ray.io import atomic_path, read_parquet
 from disco_ray.io.parquet import outputs_table
 from disco_ray.outputs import ModelOutputs, OutputsError
 from disco_ray.tasks.base import Task
+
+log = logging.getLogger(__name__)
 
 CACHE_KEY = b"disco_ray_cache_key"
 # options that change how fast or from where a model runs, not its outputs
@@ -88,13 +92,17 @@ class OutputCache:
         return self.directory / part_name(model)
 
     def has(self, model: str, key: str) -> bool:
-        """True if `model`'s part exists and was computed under `key`."""
+        """True if `model`'s part exists and was computed under `key`. A part that cannot be
+        read (truncated, empty, not Parquet) counts as missing: it is computed again and
+        replaced, with a warning naming it."""
         path = self.part(model)
         if not path.is_file():
             return False
         try:
             metadata = pq.read_schema(path).metadata or {}
-        except OSError:
+        except (OSError, pa.ArrowException) as err:
+            log.warning("%s: damaged (%s); model '%s' runs again and the file is replaced",
+                        path, str(err).splitlines()[0][:200], model)
             return False
         return metadata.get(CACHE_KEY) == key.encode()
 

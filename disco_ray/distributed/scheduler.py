@@ -4,7 +4,9 @@ Every model's actor is created at once: as many run as the cluster holds and the
 pending (so an autoscaler sees the demand and adds nodes). The sample batches are put in the
 object store once and all of them are queued on every actor at once; an actor is killed as soon
 as its last batch returns. A crashed actor restarts and its batches are retried (`max_retries`);
-a model that still fails is reported with its error while the others finish.
+a model that still fails is reported with its error while the others finish. Each batch's answer
+names the process that computed it, so a restart (the actor's process killed, or its node lost)
+shows in the model's `ModelRun.restarts` and `ModelRun.nodes`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class ModelRun:
     score_s: float = 0.0
     wall_s: float = 0.0
     error: str | None = None
+    restarts: int = 0
+    nodes: list[str] = field(default_factory=list)
+    processes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -65,7 +70,9 @@ def evaluate_models(specs: Sequence[ModelSpec], samples: Sequence[MCSample],
 
     A model that needs more resources than any node has fails at once, unless
     `wait_for_autoscaler` (then it stays pending until a big enough node joins).
-    An exception raised by `on_done` fails that model. Returns one `ModelRun` per spec.
+    An exception raised by `on_done` fails that model, except an `OSError` (e.g. a full disk):
+    that stops the run, as Ctrl-C does, and every actor is killed first. Returns one `ModelRun`
+    per spec.
     """
     import ray
     from tqdm.auto import tqdm
@@ -93,7 +100,12 @@ def evaluate_models(specs: Sequence[ModelSpec], samples: Sequence[MCSample],
                     continue
                 log.warning("%s: %s waits for the autoscaler: %s", desc, spec.name, message)
             jobs[spec.name] = _submit(spec, run, options, loader, batches, pending)
-        _drain(pending, jobs, on_done, bar, desc)
+        try:
+            _drain(pending, jobs, on_done, bar, desc)
+        except BaseException:   # the actors would outlive the run in a Ray session kept open
+            for job in jobs.values():
+                ray.kill(job.actor)
+            raise
     return runs
 
 
@@ -146,8 +158,9 @@ def _collect(ref: Any, pending: dict[Any, tuple[str, int]], jobs: dict[str, _Job
     if index == PLACEMENT:
         _placed(job.run, value, desc)
         return
-    job.results[index], seconds = value
+    job.results[index], seconds, process = value
     job.run.score_s += seconds
+    _served_by(job.run, process, desc)
     if job.complete:
         _complete(job, pending, on_done, bar, desc)
 
@@ -155,10 +168,27 @@ def _collect(ref: Any, pending: dict[Any, tuple[str, int]], jobs: dict[str, _Job
 def _placed(run: ModelRun, placement: dict, desc: str) -> None:
     run.node_id, run.actor_id = placement["node_id"], placement["actor_id"]
     run.gpu_ids, run.load_s = placement["gpu_ids"], placement["load_s"]
+    _served_by(run, placement["process"], desc)
     # DEBUG: the one INFO line per model comes when it is done (`_finish`)
     log.debug("%s: %s on node %s, actor %s, pid %s, GPUs %s (loaded in %.1f s)", desc, run.name,
               run.node_id[:12], run.actor_id[:12], placement["pid"], run.gpu_ids or "none",
               run.load_s)
+
+
+def _served_by(run: ModelRun, process: str, desc: str) -> None:
+    """Note the process (`<node id>/<pid>`) that answered; a new one means Ray restarted the
+    actor (on that node) and retried the calls it had not answered."""
+    if process in run.processes:
+        return
+    run.processes.append(process)
+    node = process.split("/")[0]
+    if node not in run.nodes:
+        run.nodes.append(node)
+    if len(run.processes) > 1:
+        run.restarts += 1
+        log.warning("%s: %s: its actor was restarted (now process %s on node %s); Ray retries "
+                    "the batches it had not answered", desc, run.name, process.split("/")[1],
+                    node[:12])
 
 
 def _complete(job: _Job, pending: dict, on_done: OnDone, bar: Any, desc: str) -> None:
@@ -166,6 +196,8 @@ def _complete(job: _Job, pending: dict, on_done: OnDone, bar: Any, desc: str) ->
     loglikelihoods = [v for batch in job.results for v in batch]
     try:
         on_done(job.spec, loglikelihoods)
+    except OSError:   # the disk, not the model: every other model would fail the same way
+        raise
     except Exception as err:  # noqa: BLE001 - a bad output fails this model only
         log.exception("%s: %s: its outputs could not be stored", desc, job.spec.name)
         _finish(job, pending, bar, desc, error=f"{type(err).__name__}: {err}")

@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Collection, Iterator
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+@contextlib.contextmanager
+def _disk_space(path: Path) -> Iterator[None]:
+    """Turn a full disk (or quota, or file size limit) while writing the temporary copy of
+    `path` into an error that names `path` and says what to do."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in DISK_FULL:
+            raise
+        full = OSError(f"{path}: cannot write it: {os.strerror(err.errno)}. Fix: free space "
+                       f"on the disk of {path.parent}, or write somewhere else (--output)")
+        full.errno = err.errno
+        raise full from err
 
 
 @contextlib.contextmanager
@@ -31,7 +50,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        with _disk_space(path):
+            yield tmp_path
         if tmp_path.exists():
             _plain_permissions(tmp_path)
         with _writable(path):   # e.g. `path` is a directory
@@ -75,7 +95,8 @@ def atomic_directory(path: str | Path, marker: str,
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
-        yield tmp
+        with _disk_space(path):
+            yield tmp
         _plain_permissions(tmp)
         check_replaceable(path, marker, others)   # the block may have run for minutes
         _swap_in(tmp, path)

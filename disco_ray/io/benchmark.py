@@ -1,26 +1,34 @@
 """The on-disk form of a condensed benchmark: a directory holding a JSON manifest (settings,
-choice, anchors, data hash), the references' outputs (Parquet) and the disagreement scores (npz
-without pickle). Written atomically; read back with clear errors for anything this version did
-not write."""
+choice, anchors, data hash, the sha256 of each data file), the references' outputs on the
+anchors (Parquet), the disagreement scores and the metamodel's reference context (npz without
+pickle). Written atomically; read back with clear errors for anything this version did not
+write, and for a data file changed since (its sha256 differs). The only way a benchmark is
+saved or loaded."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
+
 import numpy as np
 
 from disco_ray import __version__
-from disco_ray.condensed import CondensedBenchmark, CondenseSettings
+from disco_ray.condensed import CondensedBenchmark
+from disco_ray.design import CondenseSettings
 from disco_ray.io.atomic import atomic_directory
 from disco_ray.io.json_object import json_object
 from disco_ray.io.parquet import read_parquet, write_parquet
-from disco_ray.outputs import OutputsError
+from disco_ray.metamodels import ReferenceContext
+from disco_ray.outputs import ModelOutputs, OutputsError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "condensed.json"
 REFERENCES_FILE = "references.parquet"
 DISAGREEMENT_FILE = "disagreement.npz"
-DATA_FILES = (REFERENCES_FILE, DISAGREEMENT_FILE)   # beside MANIFEST in a saved benchmark
+CONTEXT_FILE = "context.npz"
+# beside MANIFEST in a saved benchmark
+DATA_FILES = (REFERENCES_FILE, DISAGREEMENT_FILE, CONTEXT_FILE)
 FIX = "condense the benchmark again (disco-ray writes this file; do not edit it)"
 
 
@@ -31,11 +39,49 @@ def write_benchmark(bench: CondensedBenchmark, directory: Path) -> Path:
         write_parquet(bench.references, tmp / REFERENCES_FILE)
         np.savez(tmp / DISAGREEMENT_FILE, sample_ids=np.array(list(bench.disagreement)),
                  scores=np.array(list(bench.disagreement.values()), dtype=np.float64))
+        np.savez(tmp / CONTEXT_FILE, **_context_arrays(bench.context))
         manifest = {"format_version": FORMAT_VERSION, "disco_ray_version": __version__,
                     "settings": bench.settings.to_json(), "choice": bench.choice,
-                    "anchor_ids": bench.anchor_ids, "data_hash": bench.data_hash}
+                    "anchor_ids": bench.anchor_ids, "data_hash": bench.data_hash,
+                    "files": {name: file_sha256(tmp / name) for name in DATA_FILES}}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return directory
+
+
+def _context_arrays(context: ReferenceContext) -> dict[str, np.ndarray]:
+    """What prediction needs of a reference context, as plain arrays."""
+    arrays = {"mean_is_unbiased": np.array(context.mean_is_unbiased)}
+    if context.weights is not None:
+        arrays["weights"] = np.asarray(context.weights, dtype=np.float64)
+    if context.irt is not None:
+        irt = context.irt
+        arrays |= {"irt_anchor_a": irt["anchor_items"]["a"], "irt_anchor_b":
+                   irt["anchor_items"]["b"], "irt_other_a": irt["other_items"]["a"],
+                   "irt_other_b": irt["other_items"]["b"], "irt_weights": irt["weights"],
+                   **{f"irt_{key}": np.float64(irt[key]) for key in IRT_SCALARS}}
+    return {key: np.asarray(value) for key, value in arrays.items()}
+
+
+IRT_SCALARS = ("bias", "variance", "lambda")
+
+
+def _read_context(path: Path, references: ModelOutputs) -> ReferenceContext:
+    """The reference context saved beside a benchmark's references on the anchors."""
+    with np.load(path, allow_pickle=False) as data:
+        irt = None
+        if "irt_anchor_a" in data:
+            irt = {"anchor_items": {"a": data["irt_anchor_a"].tolist(),
+                                    "b": data["irt_anchor_b"].tolist()},
+                   "other_items": {"a": data["irt_other_a"].tolist(),
+                                   "b": data["irt_other_b"].tolist()},
+                   "weights": data["irt_weights"].tolist(),
+                   **{key: float(data[f"irt_{key}"]) for key in IRT_SCALARS}}
+        weights = data["weights"] if "weights" in data else None
+        return ReferenceContext(
+            anchors=np.arange(references.n_samples), weights=weights,
+            gold=None if references.gold is None else references.gold.tolist(),
+            has_probs=references.has_probs, mean_is_unbiased=bool(data["mean_is_unbiased"]),
+            irt=irt, source=str(path))
 
 
 def read_benchmark(directory: Path) -> CondensedBenchmark:
@@ -53,12 +99,36 @@ def read_benchmark(directory: Path) -> CondensedBenchmark:
             f"{FORMAT_VERSION}. Fix: condense the benchmark again")
     try:
         settings = CondenseSettings.from_json(manifest["settings"])
-        choice, digest = manifest["choice"], manifest["data_hash"]
+        choice, digest, files = manifest["choice"], manifest["data_hash"], manifest["files"]
     except (KeyError, TypeError) as err:
         problem = f"field {err} is missing" if isinstance(err, KeyError) else f"settings: {err}"
         raise OutputsError(f"{path}: {problem}, not what this disco-ray {__version__} writes. "
                            f"Fix: {FIX}") from err
+    _check_files(directory, files if isinstance(files, dict) else {})
     with np.load(directory / DISAGREEMENT_FILE, allow_pickle=False) as data:
         disagreement = dict(zip(data["sample_ids"].tolist(), data["scores"].tolist()))
-    return CondensedBenchmark(settings, read_parquet(directory / REFERENCES_FILE), choice,
-                              disagreement, digest)
+    references = read_parquet(directory / REFERENCES_FILE)
+    return CondensedBenchmark(settings, references, choice,
+                              _read_context(directory / CONTEXT_FILE, references), disagreement,
+                              digest)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_files(directory: Path, hashes: dict) -> None:
+    """Refuse a data file that is missing or differs from the one the manifest was written
+    with (edited, truncated, swapped)."""
+    for name in DATA_FILES:
+        path = directory / name
+        if not path.is_file():
+            raise OutputsError(f"{path}: not found. Fix: {FIX}")
+        if file_sha256(path) != hashes.get(name):
+            raise OutputsError(f"{path}: changed since it was condensed (its sha256 differs from "
+                               f"the one in {MANIFEST}). Fix: {FIX}")

@@ -12,6 +12,7 @@ from disco_ray.io.json_object import json_object
 from disco_ray.outputs import ModelOutputs, OutputsError
 
 REQUIRED = ("model_ids", "sample_ids", "correct")
+MAX_CHOICES = 1024   # a choice index beyond this is a corrupt value, not a real option
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +52,12 @@ def _choices_as_probs(path: Path, pred_choice: np.ndarray, gold: np.ndarray) -> 
     choice count is the largest index in `gold` or `pred_choice`, plus one."""
     pred_choice, gold = (_indices(path, name, value) for name, value in
                          (("pred_choice", pred_choice), ("gold", gold)))
+    for name, value in (("gold", gold), ("pred_choice", pred_choice)):
+        if value.max() >= MAX_CHOICES:
+            raise OutputsError(f"{path}: field '{name}' holds choice index {int(value.max())}; "
+                               f"at most {MAX_CHOICES - 1} is read (an index is a position "
+                               "among a sample's choices). Fix: store 0-based choice indices "
+                               "(-1: unparsed), or per-choice probabilities in 'probs'")
     n_choices = max(int(gold.max()), int(pred_choice.max())) + 1
     probs = np.full(pred_choice.shape + (n_choices,), 1.0 / n_choices, dtype=np.float32)
     parsed = pred_choice >= 0

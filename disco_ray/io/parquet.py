@@ -3,9 +3,9 @@
 Rows: `model_id` (string), `correct` (list<float32>, N), `probs` (list<float32>, N*C, or null),
 `full_score` (float64 or null). Schema metadata key `disco_ray` holds JSON with `format_version`,
 `sample_ids`, `gold`, `groups`, `n_choices` and, for outputs read from lm-eval logs,
-`lm_eval_metric` (the metric they were read with). A directory of such files (one part per
-model, as the Ray pipeline writes them) reads as one table; every part must cover the same
-samples.
+`lm_eval_metric` (the metric they were read with) and `full_score_definition` (what their full
+scores are). A directory of such files (one part per model, as the Ray pipeline writes them)
+reads as one table; every part must cover the same samples.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from disco_ray.outputs import ModelOutputs, OutputsError
 FORMAT_VERSION = 1
 META_KEY = b"disco_ray"
 COLUMNS = ("model_id", "correct", "probs", "full_score")
+# Kept from `ModelOutputs.meta` when set (absent otherwise: parts written before them match).
+META_FIELDS = ("lm_eval_metric", "full_score_definition")
 
 
 def outputs_table(outputs: ModelOutputs) -> pa.Table:
@@ -45,8 +47,7 @@ def outputs_table(outputs: ModelOutputs) -> pa.Table:
         "n_choices": None if outputs.probs is None else int(outputs.probs.shape[2]),
         "n_samples": n,
     }
-    if outputs.meta.get("lm_eval_metric"):   # absent otherwise: parts written before it match
-        meta["lm_eval_metric"] = outputs.meta["lm_eval_metric"]
+    meta.update({key: outputs.meta[key] for key in META_FIELDS if outputs.meta.get(key)})
     return pa.table(columns).replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
 
 
@@ -103,6 +104,12 @@ def parse_meta(path: Path, raw: bytes | None) -> dict:
         raise OutputsError(f"{path}: schema metadata 'disco_ray' lacks field(s) "
                            f"{', '.join(missing)}. Fix: write the file with "
                            "disco_ray.io.write_outputs")
+    for key, optional in (("n_samples", False), ("n_choices", True)):
+        value = meta.get(key)
+        if not (optional and value is None) and (type(value) is not int or value < 1):
+            raise OutputsError(f"{path}: schema metadata 'disco_ray' field '{key}' is "
+                               f"{value!r} ({type(value).__name__}), not a whole number >= 1. "
+                               "Fix: write the file with disco_ray.io.write_outputs")
     return meta
 
 
@@ -119,11 +126,10 @@ def _outputs(table: pa.Table, meta: dict, source: str) -> ModelOutputs:
                            "models. Fix: give every model's full-benchmark score, or none (then "
                            "scores are computed on these samples)")
     full_score = None if scores.null_count else scores.to_numpy().astype(np.float64)
-    metric = meta.get("lm_eval_metric")
     return ModelOutputs(table.column("model_id").to_pylist(), meta["sample_ids"], correct,
                         probs=probs, gold=meta.get("gold"), groups=meta.get("groups"),
                         full_score=full_score, source=source,
-                        meta={"lm_eval_metric": metric} if metric else {})
+                        meta={key: meta[key] for key in META_FIELDS if meta.get(key)})
 
 
 def _matrix(column: pa.ChunkedArray, shape: tuple[int, ...], source: str, name: str) -> np.ndarray:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from html import escape
 
-from disco_ray.uncertainty import FRONTIER_NOTE
+from disco_ray.report.tables import FRONTIER_NOTE
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;

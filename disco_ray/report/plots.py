@@ -15,10 +15,6 @@ OUT_OF_POPULATION = "#d62728"
 AT_FRONTIER = "#e6a100"
 REFERENCE = "#9e9e9e"
 ANCHOR = "#ff7f0e"
-METHOD_LABELS = {"disco": "DISCO (disco_ray stack)", "pds_rf": "DISCO: PDS top-k + RF",
-                 "random_rf": "random samples + RF", "random_direct": "random samples, mean"}
-
-
 def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(width, height))
     return fig, fig.subplots()
@@ -155,15 +151,17 @@ def _k_axis(ax, ks: list[int]) -> None:
     ax.minorticks_off()
 
 
-def curve_plot(curve: pd.DataFrame, run_k: int, run_cv_mae_pp: float | None) -> bytes:
-    """MAE against the number of anchors per method, with the run's own out-of-fold MAE."""
+def curve_plot(curve: pd.DataFrame, labels: dict[str, str], method: str, run_k: int) -> bytes:
+    """MAE against the number of anchors, a line per method (`labels`: method -> legend), the
+    run's own `method` drawn thick in black, its k marked."""
     fig, ax = _figure(6.4, 4.4)
-    for method, rows in curve.groupby("method", sort=False):
+    for name, rows in curve.groupby("method", sort=False):
+        rows = rows.sort_values("k")
+        style = ({"color": "black", "linewidth": 2.6, "zorder": 3} if name == method
+                 else {"linewidth": 1.2, "alpha": 0.85})
         ax.errorbar(rows["k"], rows["mae_pp"], yerr=rows["mae_pp_std"], marker="o", capsize=3,
-                    label=METHOD_LABELS.get(method, method))
-    if run_cv_mae_pp is not None:
-        ax.plot([run_k], [run_cv_mae_pp], marker="*", markersize=14, color="black",
-                linestyle="none", label="this run's configuration (out-of-fold)")
+                    label=labels.get(name, name), **style)
+    ax.axvline(run_k, color="grey", linestyle=":", linewidth=1, label=f"this run's k = {run_k}")
     _k_axis(ax, sorted(set(curve["k"]) | {run_k}))
     ax.set_ylim(bottom=0)
     ax.set(xlabel="number of anchors k", ylabel="MAE on held-out references (pp)",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from disco_ray.report.data import RunOutput, load_run
-from disco_ray.uncertainty import FRONTIER_NOTE
+from disco_ray.io.run import REPORT_HTML, RunRecord, read_run
 
-REPORT_NAME = "report.html"
+FRONTIER_NOTE = ("90% interval reaches above the strongest reference's score: if the model is "
+                 "stronger than every reference, its score is likely under-predicted")
 FLAG = "OUT OF POPULATION"
 FRONTIER = "AT FRONTIER"
 
@@ -105,7 +105,7 @@ def warning_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def summary_lines(result: RunOutput) -> list[str]:
+def summary_lines(result: RunRecord) -> list[str]:
     """The plain-text summary of a run (see `summary_table`)."""
     rows = model_rows(result.predictions)
     lines = text_table(rows) + warning_lines(rows)
@@ -116,7 +116,7 @@ def summary_lines(result: RunOutput) -> list[str]:
     lines.append(cost_line(result.run))
     if result.run.get("failed"):
         lines.append(f"Failed models: {', '.join(result.run['failed'])} (see run.json)")
-    report = result.output_dir / REPORT_NAME
+    report = result.output_dir / REPORT_HTML
     if report.is_file():
         lines.append(f"Report: {report}")
     return lines
@@ -124,4 +124,61 @@ def summary_lines(result: RunOutput) -> list[str]:
 
 def summary_table(output_dir: str | Path) -> str:
     """Plain-text table of a finished run for the terminal: scores in %, errors in pp."""
-    return "\n".join(summary_lines(load_run(output_dir)))
+    return "\n".join(summary_lines(read_run(output_dir)))
+
+
+# (header, what the column shows) of `evaluation_text`, in order; `disco-ray evaluate --help`
+EVALUATION_COLUMNS = (
+    ("split", "how the models were split into references and held-out models"),
+    ("k", "number of anchors"),
+    ("method", "method preset (disco_ray.methods)"),
+    ("n", "held-out models per seed"),
+    ("MAE±sd", "mean absolute error of the predicted score, in percentage points, mean over "
+               "seeds ± its standard deviation over seeds"),
+    ("max", "largest absolute error (pp)"),
+    ("rho", "Spearman rank correlation of predicted and true scores"),
+    ("cov90", "share of true scores inside their 90% interval"),
+    ("covCI", "90% confidence interval of that coverage (Wilson, over held-out models)"),
+    ("width", "mean width of the 90% interval (pp)"),
+    ("ood", "share of held-out models flagged out of population"),
+    ("front", "share warned at the frontier (interval reaches above every reference)"),
+    ("gap±se", "disco* rows: MAE minus the best baseline's (pp) ± the paired standard error"),
+    ("best", "disco* rows: that best baseline (the lowest MAE among methods not named disco*)"),
+)
+
+
+def evaluation_text(table) -> str:
+    """`disco-ray evaluate`'s table as fixed-width text, at most 120 characters wide for the
+    presets and splits (every column of `table` stays in its CSV and JSON forms)."""
+    def number(name: str, spec: str):
+        return lambda row: "" if _missing(row.get(name)) else f"{row[name]:{spec}}"
+
+    def plus_minus(name: str, spread: str, spec: str):
+        return lambda row: "" if _missing(row.get(name)) else f"{row[name]:{spec}}" + (
+            "" if _missing(row.get(spread)) else f"±{row[spread]:.2f}")
+
+    cells = {"split": lambda row: str(row["split"]), "k": number("k", "d"),
+             "method": lambda row: str(row["method"]), "n": number("n_held_out", ".0f"),
+             "MAE±sd": plus_minus("mae_pp", "mae_pp_std", ".2f"),
+             "max": number("max_error_pp", ".1f"), "rho": number("spearman", ".2f"),
+             "cov90": number("coverage90", ".2f"),
+             "covCI": lambda row: "" if _missing(row.get("coverage90_lo")) else
+             f"{row['coverage90_lo']:.2f}-{row['coverage90_hi']:.2f}",
+             "width": number("width90_pp", ".1f"), "ood": number("ood_rate", ".2f"),
+             "front": number("frontier_rate", ".2f"),
+             "gap±se": plus_minus("gap_pp", "gap_se_pp", "+.2f"),
+             "best": lambda row: "" if _missing(row.get("best_baseline")) else
+             str(row["best_baseline"])}
+    rows = table.to_dict(orient="records")
+    columns = [(header, [cells[header](row) for row in rows]) for header, _ in EVALUATION_COLUMNS]
+    columns = [(header, values) for header, values in columns if any(values)]
+    left = {"split", "method", "best"}
+    widths = [max(len(header), *map(len, values)) for header, values in columns]
+    lines = [[header for header, _ in columns]] + [list(r) for r in zip(*(v for _, v in columns))]
+    return "\n".join(" ".join(text.ljust(w) if header in left else text.rjust(w)
+                              for text, w, (header, _) in zip(line, widths, columns)).rstrip()
+                     for line in lines)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))

@@ -16,7 +16,7 @@ from pathlib import Path
 from bench_common import add_model_arguments, arithmetic_task, model_specs
 
 import disco_ray
-from disco_ray.backends.base import load_backend
+from disco_ray.backends.loading import load_backend
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,7 +6,7 @@ distance limit is fitted on the split's references, and the share of held-out mo
 signature lies beyond it is printed for two distances side by side:
 
 * `standardised`: columns standardised on the references, the limit the 99% quantile of each
-  reference's in-sample distance to its nearest other (`PopulationCheck` before session 12);
+  reference's in-sample distance to its nearest other (an earlier form of `PopulationCheck`);
 * `as is`: Euclidean on the signature as it is (probabilities or outcomes), the same quantile
   (`PopulationCheck` now).
 
@@ -49,7 +49,7 @@ def made_up_signatures(outputs: ModelOutputs, k: int, rng: np.random.Generator) 
 
 
 def standardised_flags(references: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """The check before session 12: standardised columns, in-sample nearest-other limit."""
+    """The earlier check: standardised columns, in-sample nearest-other limit."""
     scaler = StandardScaler().fit(references)
     z = scaler.transform(references)
     neighbours = NearestNeighbors(n_neighbors=2).fit(z)

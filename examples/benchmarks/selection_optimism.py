@@ -3,7 +3,7 @@
 For each held-out split of a data file and each anchor design (one `disco` selection candidate),
 this prints three mean absolute errors side by side:
 
-* `plain`: the design's cross-validated error as `condense` measured it before session 11 (the
+* `plain`: the design's cross-validated error without nesting (the
   anchors chosen on every reference, then the metamodel cross-validated on those same models);
 * `nested`: `cross_validated_error`, each fold's references predicted by a benchmark condensed
   on the other folds, anchors included (what `disco` uses below `nested_below` references);
@@ -29,10 +29,11 @@ from dataclasses import replace
 import numpy as np
 from tqdm import tqdm
 
-from disco_ray.condensed import condense, cross_validated_error
+from disco_ray.design import AnchorDesign
 from disco_ray.evaluation import model_splits
 from disco_ray.io import read_outputs
 from disco_ray.methods import method_settings
+from disco_ray.search import condense, cross_validated_error
 
 COLUMNS = ("plain", "nested", "held out")
 
@@ -46,7 +47,8 @@ def design_errors(path: str, k: int, designs: list[str], seeds: int) -> dict[str
     for split in tqdm(splits, desc=f"k={k}"):
         refs, held = outputs.take_models(split.references), outputs.take_models(split.held_out)
         for design in designs:
-            settings = replace(method_settings("disco", k, split.seed), candidates=(design,))
+            settings = replace(method_settings("disco", k, split.seed),
+                               designs=(AnchorDesign.parse(design),))
             bench = condense(refs, settings)
             held_error = np.mean(np.abs([p.score for p in bench.predict(held)]
                                         - y[split.held_out]))

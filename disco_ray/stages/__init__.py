@@ -1,0 +1,1 @@
+"""The pipeline's stages (`disco_ray.pipeline` runs them in order)."""
