@@ -208,7 +208,7 @@ def test_the_shipped_sweep_configs_parse_and_differ_only_in_the_backend():
     hf = load_config(repo / "configs" / "smollm_sweep_hf.yaml")
     vllm = load_config(repo / "configs" / "smollm_sweep.yaml")
     assert hf.task.factory == vllm.task.factory == "disco_ray.tasks.bigbench:task"
-    assert hf.task.options == vllm.task.options and len(hf.task.options["tasks"]) == 4
+    assert hf.task.options == vllm.task.options and len(hf.task.options["tasks"]) == 3
     assert hf.references.factory_options["backend"] == "hf"
     assert vllm.references.factory_options["backend"] == "vllm"
     # vLLM on CPU keeps its defaults (float32, a 1 GiB KV cache): a share of host memory would
