@@ -60,7 +60,8 @@ def per_seed_frame() -> pd.DataFrame:
 
 
 def test_table_gives_means_paired_gaps_and_their_standard_errors() -> None:
-    table = pc.comparison_table(per_seed_frame(), ["disco", "gp_irt"]).splitlines()
+    table = pc.comparison_table(per_seed_frame(), ["gp_irt", "disco", "jsd_rf"],
+                                ["disco", "gp_irt"]).splitlines()
     assert table[0].startswith("| data | split | k | seeds | peer_gp_irt_cal | gp_irt | disco |")
     row = [cell.strip() for cell in table[2].strip("|").split("|")]
     assert row[:8] == ["d", "top", "25", "3", "4.00", "4.50", "**1.67**", "2.17"]

@@ -5,7 +5,7 @@ through the kit in `../shared/tools/peer_gp_irt/` (its README says how to set it
 subprocess in the kit's own Python environment, once per (data, split, seed); each run's
 JSON-lines output is kept in `--out` and a rerun skips the runs whose file holds every k.
 disco_ray's methods run on `disco_ray.evaluation.model_splits` of the same seeds (or come from
-`--kept`), and their predictions are written to `--out/<data>.parquet`.
+`--kept`); when any ran, the predictions are written to `--out/<data>.parquet`.
 
 Usage (from the repository root, with ../shared beside it):
     nice -n 19 python examples/benchmarks/peer_comparison.py --peer-kit /work/peer_kit \
@@ -17,8 +17,9 @@ the lowest in bold, and for each `--compare` method its MAE minus that of the be
 and minus the peers' gp-IRT, each with the standard error of the per-seed difference. On `top`
 every seed holds out the same models, so there the errors count the seeds' anchor draws and fits.
 `--kept DIR` reads disco_ray's predictions from `DIR/<data>.parquet` (`dev_table.py`'s or this
-script's) for every method it holds at every requested split, k and seed, e.g. to redraw the
-table at once with `--kept <out>`.
+script's) for every method it holds at every requested split, k and seed; `--peer-kept-only`
+runs no peer cell and leaves out those without a kept output (each row counts its seeds). With
+both, the table is redrawn at once from the kept outputs: `--kept <out> --peer-kept-only`.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def peer_per_seed(paths: Sequence[tuple[str, Path]], ks: Sequence[int]) -> pd.Da
     (data name, path) pairs."""
     rows = [{**json.loads(line), "data": data} for data, path in paths
             for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        raise FileNotFoundError("no peer output to tabulate. Fix: run without --peer-kept-only")
     frame = pd.DataFrame(rows)
     return frame[frame["k"].isin(ks)][[*KEYS, "seed", "method", "mae_pp", "n_test"]]
 
@@ -114,7 +117,7 @@ def our_predictions(data: Path, methods: Sequence[str], splits: Sequence[str],
 
 def ours(args: argparse.Namespace, data: Path, runner: CellRunner) -> pd.DataFrame:
     """disco_ray's predictions on `data`: kept ones where `--kept` holds them, the rest run now;
-    all of them written to `--out/<data>.parquet`."""
+    all of them written to `--out/<data>.parquet` when any ran now."""
     kept = kept_predictions(args.kept, data.stem, args.methods, args.splits, args.ks, args.seeds)
     have = set(kept["method"]) if len(kept) else set()
     missing = [m for m in args.methods if m not in have]
@@ -122,8 +125,9 @@ def ours(args: argparse.Namespace, data: Path, runner: CellRunner) -> pd.DataFra
              if missing else pd.DataFrame())
     print(f"{data.stem}: kept {sorted(have)}, ran {missing}", flush=True)
     predictions = pd.concat([kept, fresh], ignore_index=True)
-    with atomic_path(args.out / f"{data.stem}.parquet") as tmp:
-        compact(predictions).to_parquet(tmp, index=False, compression="zstd")
+    if missing:
+        with atomic_path(args.out / f"{data.stem}.parquet") as tmp:
+            compact(predictions).to_parquet(tmp, index=False, compression="zstd")
     return predictions
 
 
@@ -146,11 +150,11 @@ def cell_row(cell: pd.DataFrame, compare: Sequence[str]) -> list[str]:
     return entries
 
 
-def comparison_table(per_seed: pd.DataFrame, compare: Sequence[str]) -> str:
-    """The markdown table of `per_seed` (MAE per data, split, k, seed and method)."""
+def comparison_table(per_seed: pd.DataFrame, methods: Sequence[str], compare: Sequence[str]) -> str:
+    """The markdown table of `per_seed` (MAE per data, split, k, seed and method): the peer
+    methods, then `methods`, in that order; only seeds that every method has."""
     wide = per_seed.pivot_table(index=[*KEYS, "seed"], columns="method", values="mae_pp")
-    order = [m for m in (*PEER_METHODS, *per_seed["method"].unique()) if m in wide.columns]
-    wide = wide[list(dict.fromkeys(order))].dropna()
+    wide = wide[[m for m in (*PEER_METHODS, *methods) if m in wide.columns]].dropna()
     compare = [m for m in compare if m in wide.columns]
     extra = [f"{m} {col}" for m in compare for col in ("- best other (SE)", "- peer gp-IRT (SE)")]
     columns = ["data", "split", "k", "seeds", *wide.columns, *extra]
@@ -189,6 +193,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="kept outputs (default: <peer-kit>/out)")
     parser.add_argument("--kept", type=Path, help="folder of <data>.parquet predictions to reuse")
     parser.add_argument("--peer-jobs", type=int, default=1, help="peer runs at once")
+    parser.add_argument("--peer-kept-only", action="store_true",
+                        help="run no peer cell: leave out those without a kept output")
     parser.add_argument("--workers", type=int, default=1, help="disco_ray cells at once (Ray)")
     args = parser.parse_args()
     args.out = (args.out or args.peer_kit / "out").resolve()
@@ -202,7 +208,8 @@ def main() -> None:
     with ThreadPoolExecutor(args.peer_jobs) as pool:
         jobs: list[tuple[str, Future[Path]]] = [
             (data.stem, pool.submit(run_peer, args, data, split, seed))
-            for seed in args.seeds for data in args.data for split in args.splits]
+            for seed in args.seeds for data in args.data for split in args.splits
+            if not args.peer_kept_only or holds_ks(peer_path(args.out, data, split, seed), args.ks)]
         with cell_runner(None, args.workers, quiet=True) as runner:
             our = pd.concat([ours(args, data, runner) for data in args.data], ignore_index=True)
         peer = peer_per_seed([(data, job.result()) for data, job in jobs], args.ks)
@@ -210,7 +217,7 @@ def main() -> None:
     mine = pd.concat([per_seed_metrics(rows).assign(data=data)
                       for data, rows in our.groupby("data", sort=False, observed=True)])
     per_seed = pd.concat([peer, mine[[*KEYS, "seed", "method", "mae_pp"]]], ignore_index=True)
-    print(comparison_table(per_seed, args.compare))
+    print(comparison_table(per_seed, args.methods, args.compare))
 
 
 if __name__ == "__main__":
