@@ -207,7 +207,9 @@ def test_actor_that_dies_once_gives_complete_identical_results(ray_session, tmp_
                            lambda s, lls: results.update({s.name: lls}), loader=load,
                            progress=False)
     assert (tmp_path / "marker").exists() and runs[0].error is None
-    assert runs[0].restarts == 1 and len(runs[0].processes) == 2   # what run.json reports
+    # what run.json reports; the processes are those that answered: the first may die before
+    # answering anything (its calls are then retried on the second)
+    assert runs[0].restarts == 1 and len(runs[0].processes) in (1, 2)
     expected = FakeBackend(ModelSpec("crashy", "fake", "-")).loglikelihoods(samples)
     assert len(results["crashy"]) == len(samples)
     for got, want in zip(results["crashy"], expected):

@@ -39,13 +39,15 @@ class ModelActor:
         self.load_s = time.perf_counter() - start
 
     def placement(self) -> dict[str, Any]:
-        """Where this actor runs and how long its model took to load."""
+        """Where this actor runs, how long its model took to load, and whether Ray restarted
+        it (`reconstructed`: an earlier process of this actor died)."""
         import ray
 
         context = ray.get_runtime_context()
         return {"node_id": context.get_node_id(), "actor_id": context.get_actor_id(),
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "pid": os.getpid(),
-                "process": process_id(), "load_s": self.load_s}
+                "process": process_id(), "load_s": self.load_s,
+                "reconstructed": context.was_current_actor_reconstructed}
 
     def score(self, samples: Sequence[MCSample]) -> tuple[list[np.ndarray], float, str]:
         """Per-choice log-likelihoods of `samples`, the seconds it took, and this process

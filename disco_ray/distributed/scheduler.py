@@ -169,6 +169,8 @@ def _placed(run: ModelRun, placement: dict, desc: str) -> None:
     run.node_id, run.actor_id = placement["node_id"], placement["actor_id"]
     run.gpu_ids, run.load_s = placement["gpu_ids"], placement["load_s"]
     _served_by(run, placement["process"], desc)
+    if placement["reconstructed"] and len(run.processes) == 1:
+        run.restarts += 1   # its first process died before answering any call
     # DEBUG: the one INFO line per model comes when it is done (`_finish`)
     log.debug("%s: %s on node %s, actor %s, pid %s, GPUs %s (loaded in %.1f s)", desc, run.name,
               run.node_id[:12], run.actor_id[:12], placement["pid"], run.gpu_ids or "none",
