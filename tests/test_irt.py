@@ -110,6 +110,18 @@ def test_the_expected_score_reads_a_d_dimensional_ability_on_the_score_scale():
     assert np.all(sd_many < sd_few) and np.all((sd_few > 0) & (sd_few < 0.5))
 
 
+def test_every_sample_an_anchor_leaves_no_other_items_and_still_predicts():
+    _, _, _, y = _simulate(300, 30, dims=2, seed=9)
+    setup = gp_irt_setup(y[:250], np.arange(30))
+    assert setup["other_items"] == {"a": [], "b": []}
+    targets = y[250:]
+    # p-IRT is the observed mean; gp-IRT blends it with itself
+    assert np.allclose(gp_irt_predict(targets, setup), targets.mean(axis=1))
+    score, sd = irt_expected_score(targets, setup)
+    assert score.shape == sd.shape == (50,) and np.all(sd > 0)
+    assert np.corrcoef(score, targets.mean(axis=1))[0, 1] > 0.9
+
+
 def test_item_params_read_a_flat_discrimination_as_one_dimension():
     items = ItemParams.from_json({"a": [1.0, 2.0], "b": [0.0, 1.0]})
     assert items.a.shape == (2, 1) and items.dims == 1

@@ -167,9 +167,10 @@ def irt_expected_score(anchor_responses: np.ndarray, setup: dict, block: int = 4
     little about the model, e.g. when it answers nearly every anchor right.
     """
     anchor_items = ItemParams.from_json(setup["anchor_items"])
-    other_items = ItemParams.from_json(setup["other_items"])
-    items = ItemParams(np.vstack([anchor_items.a, other_items.a]),
-                       np.concatenate([anchor_items.b, other_items.b]))
+    parts = [anchor_items, ItemParams.from_json(setup["other_items"])]
+    parts = [part for part in parts if len(part.b)]   # no other items when all are anchors
+    items = ItemParams(np.vstack([part.a for part in parts]),
+                       np.concatenate([part.b for part in parts]))
     theta = fit_ability(anchor_responses, anchor_items)
     n = len(items.b)
     score, gradient = np.zeros(len(theta)), np.zeros(theta.shape)

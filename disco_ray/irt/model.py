@@ -59,9 +59,10 @@ class ItemParams:
 
     @classmethod
     def from_json(cls, data: dict) -> "ItemParams":
-        """Item parameters from `to_json`; a flat `a` is one dimension."""
+        """Item parameters from `to_json`; a flat `a` is one dimension (no items: [0, 1])."""
         b = np.asarray(data["b"], dtype=np.float64)
-        return cls(np.asarray(data["a"], dtype=np.float64).reshape(len(b), -1), b)
+        a = np.asarray(data["a"], dtype=np.float64)
+        return cls(a.reshape(len(b), a.shape[1] if a.ndim == 2 else 1), b)
 
 
 def _start(y: np.ndarray, dims: int) -> tuple[np.ndarray, ItemParams]:
