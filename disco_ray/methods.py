@@ -13,9 +13,8 @@ outcomes), clustered and random by the stack's validation error on the reference
 errors pooled with an extrapolation CV that predicts the strongest references from the others;
 with fewer than 100 references, by a nested CV that chooses each fold's anchors without it);
 metamodel = convex stack (weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT,
-a linear map of the IRT ability's expected score, ridge on the signature, ridge + RF on its
-residual, kNN, and RF on the signature and the anchor accuracy. The IRT is a multidimensional 2PL
-whose dimension and prior are chosen per anchor set on references left out of its fit.
+a linear map of the IRT ability, ridge on the signature, ridge + RF on its residual, kNN, and RF
+on the signature and the anchor accuracy.
 Targets beyond the references move toward an extrapolating prediction (a second stack of the
 anchor mean and the IRT estimates, weighted on the extrapolation CV) by their probability of
 lying above a quantile of the reference scores chosen on that same pooled error (that

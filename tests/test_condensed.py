@@ -51,24 +51,6 @@ def test_a_saved_disco_benchmark_keeps_fitted_data_out_of_its_manifest(tmp_path,
     assert read_benchmark(path).predict(targets) == bench.predict(targets)
 
 
-def test_a_multidimensional_irt_is_saved_and_reloaded(tmp_path, population, monkeypatch):
-    """With a D-dimensional IRT the context keeps [k, D] discriminations and the reloaded
-    benchmark predicts the same."""
-    import disco_ray.irt
-
-    fit = disco_ray.irt.fit_reference_irt
-    monkeypatch.setattr(disco_ray.irt, "fit_reference_irt",
-                        lambda outcomes, seed: fit(outcomes, seed, candidates=((3, 0.5),)))
-    refs, targets = population.take_models(range(40)), population.take_models(range(60, 70))
-    bench = condense(refs, method_settings("disco", 10, seed=1))
-    path = write_benchmark(bench, tmp_path / "bench")
-    with np.load(path / "context.npz", allow_pickle=False) as saved:
-        assert saved["irt_anchor_a"].shape == (10, 3)
-    reloaded = read_benchmark(path)
-    assert reloaded.context.irt["shape"] == [3, 0.5]
-    assert reloaded.predict(targets) == bench.predict(targets)
-
-
 def test_the_benchmark_prediction_is_its_estimators_prediction(population):
     """`CondensedBenchmark.predict` adds only the population check: the scores and intervals
     are the fitted estimator's `predict` and `predict_interval` (routing included)."""

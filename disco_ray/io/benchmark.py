@@ -59,8 +59,6 @@ def _context_arrays(context: ReferenceContext) -> dict[str, np.ndarray]:
                    irt["anchor_items"]["b"], "irt_other_a": irt["other_items"]["a"],
                    "irt_other_b": irt["other_items"]["b"], "irt_weights": irt["weights"],
                    **{f"irt_{key}": np.float64(irt[key]) for key in IRT_SCALARS}}
-        if "shape" in irt:   # (dimension, discriminations' prior SD), for the record
-            arrays["irt_shape"] = np.asarray(irt["shape"], dtype=np.float64)
     return {key: np.asarray(value) for key, value in arrays.items()}
 
 
@@ -78,8 +76,6 @@ def _read_context(path: Path, references: ModelOutputs) -> ReferenceContext:
                                    "b": data["irt_other_b"].tolist()},
                    "weights": data["irt_weights"].tolist(),
                    **{key: float(data[f"irt_{key}"]) for key in IRT_SCALARS}}
-            if "irt_shape" in data:
-                irt["shape"] = [int(data["irt_shape"][0]), float(data["irt_shape"][1])]
         weights = data["weights"] if "weights" in data else None
         return ReferenceContext(
             anchors=np.arange(references.n_samples), weights=weights,

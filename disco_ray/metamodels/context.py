@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from disco_ray.outputs import OutputsError
 class ReferenceContext:
     """Reference-wide data that some members fit on, passed to `fit(X, y, context=...)`.
 
-    gp-IRT needs IRT item parameters of every sample, fitted on the references' outcomes over
+    gp-IRT needs 2PL item parameters of every sample, fitted on the references' outcomes over
     the whole benchmark; the anchor mean of clustered anchors needs their weights; both read
     right from wrong in a probability signature by the anchors' gold choices. A benchmark that
     was saved keeps only what prediction needs: `irt` (the gp-IRT setup) instead of `outcomes`.
@@ -30,7 +30,6 @@ class ReferenceContext:
         irt: the gp-IRT setup (`irt.gp_irt_setup`), computed from `outcomes` on first use.
         irt_cache: holds `irt.fit_reference_irt`'s output under "fits" (independent of the
             anchors: one dict can be shared by the contexts of several anchor designs).
-        excluded: references whose outcomes the IRT may not see (`without_models`), or None.
         source: where the references came from (for errors).
     """
 
@@ -43,13 +42,11 @@ class ReferenceContext:
     outcomes: np.ndarray | None = field(default=None, repr=False)
     irt: dict | None = field(default=None, repr=False)
     irt_cache: dict = field(default_factory=dict, repr=False)
-    excluded: np.ndarray | None = field(default=None, repr=False)
     source: str = ""
 
     def irt_setup(self) -> dict:
-        """The gp-IRT setup of these anchors, fitted on the references only (outside
-        `excluded`)."""
-        from disco_ray.irt import fit_reference_irt, gp_irt_setup, setup_without
+        """The gp-IRT setup of these anchors, fitted on the references only."""
+        from disco_ray.irt import fit_reference_irt, gp_irt_setup
 
         if self.irt is None:
             if self.outcomes is None:
@@ -59,17 +56,7 @@ class ReferenceContext:
                 self.irt_cache["fits"] = fit_reference_irt(self.outcomes, self.seed)
             self.irt = gp_irt_setup(self.outcomes, self.anchors, self.weights, self.seed,
                                     self.irt_cache["fits"])
-            if self.excluded is not None:
-                self.irt = setup_without(self.irt, self.irt_cache["fits"], self.excluded)
         return self.irt
-
-    def without_models(self, rows: np.ndarray) -> "ReferenceContext":
-        """This context for members validated on the references `rows`: its IRT item
-        parameters are refitted without their outcomes (same shape, bias and weight). A saved
-        context, which keeps no outcomes, is returned as it is."""
-        if self.outcomes is None:
-            return self
-        return replace(self, irt=None, excluded=np.asarray(rows, dtype=np.int64))
 
     def anchor_gold(self) -> list[int] | None:
         """The anchors' gold choices, which tell right from wrong in a probability signature

@@ -174,11 +174,6 @@ def _line(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(design, np.asarray(y, dtype=np.float64), rcond=None)[0]
 
 
-def _on_line(coef: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """The line `coef` of `_line` at x."""
-    return coef[0] + coef[1] * x
-
-
 class GpIrtRegressor(Member):
     """tinyBenchmarks' gp-IRT estimate, mapped linearly to the full-benchmark score.
 
@@ -189,9 +184,7 @@ class GpIrtRegressor(Member):
     (`coef_`) by least squares on the reference models' own gp-IRT estimates and full scores.
 
     Args:
-        feature: `gp` (the gp-IRT estimate) or `theta` (the IRT ability fitted on the anchors,
-            read on the score scale: the expected mean correctness over every sample at that
-            ability, `irt.irt_expected_score`).
+        feature: `gp` (the gp-IRT estimate) or `theta` (the IRT ability fitted on the anchors).
     """
 
     def __init__(self, feature: str = "gp"):
@@ -203,23 +196,22 @@ class GpIrtRegressor(Member):
         self.irt_, self.gold_ = context.irt_setup(), context.anchor_gold()
 
     def estimate(self, X: np.ndarray) -> np.ndarray:
-        """gp-IRT estimate (`feature="gp"`) or the anchor-fitted ability's expected score
-        (`"theta"`), one per model."""
-        from disco_ray.irt import gp_irt_predict, irt_expected_score
+        """gp-IRT estimate (`feature="gp"`) or the anchor-fitted ability (`"theta"`)."""
+        from disco_ray.irt import gp_irt_predict, irt_ability
 
         signature, _ = split_features(np.asarray(X, dtype=np.float64))
         outcomes = signature_correctness(signature, self.gold_)
         if self.feature == "theta":
-            return irt_expected_score(outcomes, self.irt_)[0]
+            return irt_ability(outcomes, self.irt_)
         return gp_irt_predict(outcomes, self.irt_)
 
     def spread(self, X: np.ndarray) -> np.ndarray:
-        """How uncertain the anchors leave a model's score: the posterior SD of its ability's
-        expected score times the slope of the map to the full score (`feature="theta"`)."""
-        from disco_ray.irt import irt_expected_score
+        """How uncertain the anchors leave a model's score: the ability's posterior SD times
+        the slope of the map from ability to score (`feature="theta"` only)."""
+        from disco_ray.irt import irt_ability_sd
 
         signature, _ = split_features(np.asarray(X, dtype=np.float64))
-        sd = irt_expected_score(signature_correctness(signature, self.gold_), self.irt_)[1]
+        sd = irt_ability_sd(signature_correctness(signature, self.gold_), self.irt_)
         return sd * abs(self.coef_[1])
 
     def fit(self, X: np.ndarray, y: np.ndarray,
@@ -236,12 +228,12 @@ class GpIrtRegressor(Member):
         oof = np.empty(len(y))
         for train, test in kfold(folds, len(y), seed).split(g):
             coef = _line(g[train], y[train])
-            oof[test] = _on_line(coef, g[test])
+            oof[test] = coef[0] + coef[1] * g[test]
         self.coef_ = _line(g, y)
         return oof
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return _on_line(self.coef_, self.estimate(X))
+        return self.coef_[0] + self.coef_[1] * self.estimate(X)
 
 
 class HybridRegressor(Member):

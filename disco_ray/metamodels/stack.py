@@ -140,10 +140,9 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
     def _extrapolation_cv(self, X: np.ndarray, y: np.ndarray
                           ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray | None]:
         """Hold out the strongest `TOP_FRACTION` of the references and predict them from the
-        rest: (inner, top, calibrated, P). Every member is refitted on the rest (the IRT without
-        the held-out models' outcomes) when the CV holds at least `MIN_TOP` models
-        (`calibrated`: the router compares both stacks there), else only the extrapolating
-        ones; P is None with fewer than 5 models left to fit on."""
+        rest: (inner, top, calibrated, P). Every member is refitted on the rest when the CV holds
+        at least `MIN_TOP` models (`calibrated`: the router compares both stacks there), else
+        only the extrapolating ones; P is None with fewer than 5 models left to fit on."""
         ext = np.flatnonzero(self.extrapolating_)
         n_top = max(2, int(round(TOP_FRACTION * len(y))))
         order = np.argsort(y, kind="stable")
@@ -152,9 +151,8 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         if len(inner) < 5:
             return inner, top, calibrated, None
         fitted = range(len(self.members)) if calibrated else ext
-        context = None if self.context_ is None else self.context_.without_models(top)
         P = np.column_stack([make_member(self.members[j], self.seed)
-                             .fit(X[inner], y[inner], context).predict(X[top])
+                             .fit(X[inner], y[inner], self.context_).predict(X[top])
                              for j in fitted])
         return inner, top, calibrated, P
 
