@@ -51,6 +51,23 @@ def test_a_saved_disco_benchmark_keeps_fitted_data_out_of_its_manifest(tmp_path,
     assert read_benchmark(path).predict(targets) == bench.predict(targets)
 
 
+def test_both_irt_setups_are_saved_and_reloaded(tmp_path, population, monkeypatch):
+    """A `disco` benchmark keeps the classic 1-D setup and the multidimensional one ([k, D]
+    discriminations, its chosen shape); the reloaded benchmark predicts the same."""
+    import disco_ray.irt
+
+    monkeypatch.setattr(disco_ray.irt, "MULTIDIM", ((3, 0.5),))
+    refs, targets = population.take_models(range(40)), population.take_models(range(60, 70))
+    bench = condense(refs, method_settings("disco", 10, seed=1))
+    path = write_benchmark(bench, tmp_path / "bench")
+    with np.load(path / "context.npz", allow_pickle=False) as saved:
+        assert saved["irt_anchor_a"].shape == (10, 1) and saved["mirt_anchor_a"].shape == (10, 3)
+    reloaded = read_benchmark(path)
+    assert reloaded.context.irt["shape"] == [1, None]
+    assert reloaded.context.mirt["shape"] == [3, 0.5]
+    assert reloaded.predict(targets) == bench.predict(targets)
+
+
 def test_the_benchmark_prediction_is_its_estimators_prediction(population):
     """`CondensedBenchmark.predict` adds only the population check: the scores and intervals
     are the fitted estimator's `predict` and `predict_interval` (routing included)."""
