@@ -14,9 +14,8 @@ outcomes), clustered and random by the stack's validation error on the reference
 errors pooled with an extrapolation CV that predicts the strongest references from the others;
 with fewer than 100 references, by a nested CV that chooses each fold's anchors without it);
 metamodel = convex stack (weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT
-on the classic 1-D 2PL and on the multidimensional one, a linear map of the 1-D IRT ability,
-ridge on the signature, ridge + RF on its residual, kNN, and RF on the signature and the anchor
-accuracy.
+and a linear map of the IRT ability (both on the classic 1-D 2PL), ridge on the signature, ridge
++ RF on its residual, kNN, and RF on the signature and the anchor accuracy.
 Targets beyond the references move toward an extrapolating prediction (a second stack of the
 anchor mean and the IRT estimates, weighted on the extrapolation CV) by their probability of
 lying above a quantile of the reference scores chosen on that same pooled error (that
@@ -50,7 +49,7 @@ HYBRID = {"regressor": "hybrid", "pca": 256}
 DIRECT = {"regressor": "direct"}
 RF_ACC = {**RF, "with_accuracy": True}
 STACK = {"regressor": "stack",
-         "members": [DIRECT, GP_IRT, GP_MIRT, THETA, RIDGE, HYBRID, KNN, RF_ACC]}
+         "members": [DIRECT, GP_IRT, THETA, RIDGE, HYBRID, KNN, RF_ACC]}
 FRONTIER_STACK = {**STACK, "extrapolation_weight": 0.5, "soft_route": False}
 
 RANDOM = (AnchorDesign("random"),)
