@@ -4,17 +4,18 @@ Every preset is a function of k and seed returning `CondenseSettings`. Settings 
 that have several candidates are chosen by cross-validation over the reference models only.
 
 Baselines: `random_direct` (plain mean on random anchors), `random_rf` (random anchors +
-signature + RF), `gp_irt` (tinyBenchmarks: anchor-corr clustered anchors + gp-IRT, mapped to the
-full score by a linear fit on the references), `random_gp_irt` (random anchors + gp-IRT), and
-the paper's DISCO variants (`pds`/`jsd` x `knn`/`rf`).
+signature + RF), `gp_irt` (tinyBenchmarks: anchor-corr clustered anchors + gp-IRT on a
+multidimensional 2PL whose dimension and prior the references choose per anchor set, mapped to
+the full score by a linear fit on the references), `random_gp_irt` (random anchors + the same
+gp-IRT), and the paper's DISCO variants (`pds`/`jsd` x `knn`/`rf`).
 
 `disco`: anchors chosen among JSD top-k, PDS top-k (skipped where degenerate, i.e. on 0/1
 outcomes), clustered and random by the stack's validation error on the references (out-of-fold
 errors pooled with an extrapolation CV that predicts the strongest references from the others;
 with fewer than 100 references, by a nested CV that chooses each fold's anchors without it);
-metamodel = convex stack (weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT,
-a linear map of the IRT ability, ridge on the signature, ridge + RF on its residual, kNN, and RF
-on the signature and the anchor accuracy.
+metamodel = convex stack (weights fitted on out-of-fold predictions) of the anchor mean, gp-IRT
+and a linear map of the IRT ability (both on the classic 1-D 2PL), ridge on the signature, ridge
++ RF on its residual, kNN, and RF on the signature and the anchor accuracy.
 Targets beyond the references move toward an extrapolating prediction (a second stack of the
 anchor mean and the IRT estimates, weighted on the extrapolation CV) by their probability of
 lying above a quantile of the reference scores chosen on that same pooled error (that
@@ -41,6 +42,7 @@ from disco_ray.design import AnchorDesign, CondenseSettings
 RF = {"regressor": "rf", "pca": 256}
 KNN = {"regressor": "knn", "pca": 256}
 GP_IRT = {"regressor": "gp_irt"}
+GP_MIRT = {"regressor": "gp_irt", "multidim": True}
 THETA = {"regressor": "gp_irt", "feature": "theta"}
 RIDGE = {"regressor": "ridge", "pca": 256, "with_accuracy": True}
 HYBRID = {"regressor": "hybrid", "pca": 256}
@@ -59,8 +61,8 @@ _BASE: dict[str, CondenseSettings] = {
     "random_direct": CondenseSettings(designs=RANDOM, metamodels=(DIRECT,)),
     "random_rf": CondenseSettings(designs=RANDOM, metamodels=(RF,)),
     "gp_irt": CondenseSettings(designs=(AnchorDesign("cluster", "centroid"),),
-                               metamodels=(GP_IRT,)),
-    "random_gp_irt": CondenseSettings(designs=RANDOM, metamodels=(GP_IRT,)),
+                               metamodels=(GP_MIRT,)),
+    "random_gp_irt": CondenseSettings(designs=RANDOM, metamodels=(GP_MIRT,)),
     "pds_knn": CondenseSettings(designs=(TOP_PDS,), metamodels=(KNN,)),
     "pds_rf": CondenseSettings(designs=(TOP_PDS,), metamodels=(RF,)),
     "jsd_knn": CondenseSettings(designs=(TOP_JSD,), metamodels=(KNN,)),

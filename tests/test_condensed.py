@@ -51,6 +51,25 @@ def test_a_saved_disco_benchmark_keeps_fitted_data_out_of_its_manifest(tmp_path,
     assert read_benchmark(path).predict(targets) == bench.predict(targets)
 
 
+@pytest.mark.parametrize("method, name, shape, dims", [("disco", "irt", [1, None], 1),
+                                                     ("gp_irt", "mirt", [3, 0.5], 3)])
+def test_an_irt_setup_is_saved_and_reloaded(tmp_path, population, monkeypatch, method, name,
+                                            shape, dims):
+    """`disco` keeps the classic 1-D setup, `gp_irt` the multidimensional one ([k, D]
+    discriminations, its chosen shape); the reloaded benchmark predicts the same."""
+    import disco_ray.irt
+
+    monkeypatch.setattr(disco_ray.irt, "MULTIDIM", ((3, 0.5),))
+    refs, targets = population.take_models(range(40)), population.take_models(range(60, 70))
+    bench = condense(refs, method_settings(method, 10, seed=1))
+    path = write_benchmark(bench, tmp_path / "bench")
+    with np.load(path / "context.npz", allow_pickle=False) as saved:
+        assert saved[f"{name}_anchor_a"].shape == (10, dims)
+    reloaded = read_benchmark(path)
+    assert getattr(reloaded.context, name)["shape"] == shape
+    assert reloaded.predict(targets) == bench.predict(targets)
+
+
 def test_the_benchmark_prediction_is_its_estimators_prediction(population):
     """`CondensedBenchmark.predict` adds only the population check: the scores and intervals
     are the fitted estimator's `predict` and `predict_interval` (routing included)."""

@@ -53,35 +53,51 @@ def _context_arrays(context: ReferenceContext) -> dict[str, np.ndarray]:
     arrays = {"mean_is_unbiased": np.array(context.mean_is_unbiased)}
     if context.weights is not None:
         arrays["weights"] = np.asarray(context.weights, dtype=np.float64)
-    if context.irt is not None:
-        irt = context.irt
-        arrays |= {"irt_anchor_a": irt["anchor_items"]["a"], "irt_anchor_b":
-                   irt["anchor_items"]["b"], "irt_other_a": irt["other_items"]["a"],
-                   "irt_other_b": irt["other_items"]["b"], "irt_weights": irt["weights"],
-                   **{f"irt_{key}": np.float64(irt[key]) for key in IRT_SCALARS}}
+    for name in IRT_SETUPS:
+        if getattr(context, name) is not None:
+            arrays |= _setup_arrays(name, getattr(context, name))
     return {key: np.asarray(value) for key, value in arrays.items()}
 
 
+IRT_SETUPS = ("irt", "mirt")   # the context's gp-IRT setups, each saved under its name
 IRT_SCALARS = ("bias", "variance", "lambda")
+
+
+def _setup_arrays(name: str, irt: dict) -> dict:
+    """A gp-IRT setup as arrays named `<name>_<field>` (its shape: NaN for no prior SD)."""
+    shape = [np.nan if value is None else value for value in irt["shape"]]
+    return {f"{name}_anchor_a": irt["anchor_items"]["a"],
+            f"{name}_anchor_b": irt["anchor_items"]["b"],
+            f"{name}_other_a": irt["other_items"]["a"], f"{name}_other_b": irt["other_items"]["b"],
+            f"{name}_weights": irt["weights"], f"{name}_shape": np.asarray(shape, np.float64),
+            **{f"{name}_{key}": np.float64(irt[key]) for key in IRT_SCALARS}}
+
+
+def _read_setup(data, name: str) -> dict | None:
+    """The gp-IRT setup saved by `_setup_arrays` under `name`, or None."""
+    if f"{name}_anchor_a" not in data:
+        return None
+    irt = {"anchor_items": {"a": data[f"{name}_anchor_a"].tolist(),
+                            "b": data[f"{name}_anchor_b"].tolist()},
+           "other_items": {"a": data[f"{name}_other_a"].tolist(),
+                           "b": data[f"{name}_other_b"].tolist()},
+           "weights": data[f"{name}_weights"].tolist(),
+           **{key: float(data[f"{name}_{key}"]) for key in IRT_SCALARS}}
+    if f"{name}_shape" in data:
+        dims, prior_a_sd = data[f"{name}_shape"].tolist()
+        irt["shape"] = [int(dims), None if np.isnan(prior_a_sd) else prior_a_sd]
+    return irt
 
 
 def _read_context(path: Path, references: ModelOutputs) -> ReferenceContext:
     """The reference context saved beside a benchmark's references on the anchors."""
     with np.load(path, allow_pickle=False) as data:
-        irt = None
-        if "irt_anchor_a" in data:
-            irt = {"anchor_items": {"a": data["irt_anchor_a"].tolist(),
-                                    "b": data["irt_anchor_b"].tolist()},
-                   "other_items": {"a": data["irt_other_a"].tolist(),
-                                   "b": data["irt_other_b"].tolist()},
-                   "weights": data["irt_weights"].tolist(),
-                   **{key: float(data[f"irt_{key}"]) for key in IRT_SCALARS}}
         weights = data["weights"] if "weights" in data else None
         return ReferenceContext(
             anchors=np.arange(references.n_samples), weights=weights,
             gold=None if references.gold is None else references.gold.tolist(),
             has_probs=references.has_probs, mean_is_unbiased=bool(data["mean_is_unbiased"]),
-            irt=irt, source=str(path))
+            **{name: _read_setup(data, name) for name in IRT_SETUPS}, source=str(path))
 
 
 def read_benchmark(directory: Path) -> CondensedBenchmark:

@@ -13,10 +13,11 @@ from disco_ray.outputs import OutputsError
 class ReferenceContext:
     """Reference-wide data that some members fit on, passed to `fit(X, y, context=...)`.
 
-    gp-IRT needs 2PL item parameters of every sample, fitted on the references' outcomes over
+    gp-IRT needs IRT item parameters of every sample, fitted on the references' outcomes over
     the whole benchmark; the anchor mean of clustered anchors needs their weights; both read
     right from wrong in a probability signature by the anchors' gold choices. A benchmark that
-    was saved keeps only what prediction needs: `irt` (the gp-IRT setup) instead of `outcomes`.
+    was saved keeps only what prediction needs: `irt` and `mirt` (the gp-IRT setups) instead of
+    `outcomes`.
 
     Attributes:
         anchors: the anchors' sample indices in the references' outputs.
@@ -27,9 +28,11 @@ class ReferenceContext:
             (the data is the whole benchmark and the anchors are random draws).
         seed: seeds the IRT fits.
         outcomes: [M, N] the references' outcomes over every sample (None once saved).
-        irt: the gp-IRT setup (`irt.gp_irt_setup`), computed from `outcomes` on first use.
-        irt_cache: holds `irt.fit_reference_irt`'s output under "fits" (independent of the
-            anchors: one dict can be shared by the contexts of several anchor designs).
+        irt: the gp-IRT setup (`irt.gp_irt_setup`) on the classic 1-D 2PL, computed from
+            `outcomes` on first use.
+        mirt: the same on the multidimensional IRT whose shape the references choose.
+        irt_cache: holds `irt.fit_reference_irt`'s outputs under "irt" and "mirt" (independent
+            of the anchors: one dict can be shared by the contexts of several anchor designs).
         source: where the references came from (for errors).
     """
 
@@ -41,22 +44,26 @@ class ReferenceContext:
     seed: int = 0
     outcomes: np.ndarray | None = field(default=None, repr=False)
     irt: dict | None = field(default=None, repr=False)
+    mirt: dict | None = field(default=None, repr=False)
     irt_cache: dict = field(default_factory=dict, repr=False)
     source: str = ""
 
-    def irt_setup(self) -> dict:
-        """The gp-IRT setup of these anchors, fitted on the references only."""
-        from disco_ray.irt import fit_reference_irt, gp_irt_setup
+    def irt_setup(self, multidim: bool = False) -> dict:
+        """The gp-IRT setup of these anchors, fitted on the references only: on the classic
+        1-D 2PL, or (`multidim`) on the multidimensional shape the references choose."""
+        from disco_ray.irt import CLASSIC, MULTIDIM, fit_reference_irt, gp_irt_setup
 
-        if self.irt is None:
+        name = "mirt" if multidim else "irt"
+        if getattr(self, name) is None:
             if self.outcomes is None:
                 raise ValueError("the gp-IRT setup needs the references' outcomes over every "
                                  "sample. Fix: condense again")
-            if "fits" not in self.irt_cache:
-                self.irt_cache["fits"] = fit_reference_irt(self.outcomes, self.seed)
-            self.irt = gp_irt_setup(self.outcomes, self.anchors, self.weights, self.seed,
-                                    self.irt_cache["fits"])
-        return self.irt
+            if name not in self.irt_cache:
+                self.irt_cache[name] = fit_reference_irt(
+                    self.outcomes, self.seed, MULTIDIM if multidim else (CLASSIC,))
+            setattr(self, name, gp_irt_setup(self.outcomes, self.anchors, self.weights,
+                                             self.seed, self.irt_cache[name]))
+        return getattr(self, name)
 
     def anchor_gold(self) -> list[int] | None:
         """The anchors' gold choices, which tell right from wrong in a probability signature

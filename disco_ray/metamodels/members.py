@@ -185,15 +185,23 @@ class GpIrtRegressor(Member):
 
     Args:
         feature: `gp` (the gp-IRT estimate) or `theta` (the IRT ability fitted on the anchors).
+        multidim: on the multidimensional IRT whose shape the references choose (`gp` only;
+            `theta` needs the classic 1-D 2PL's scalar ability).
     """
 
-    def __init__(self, feature: str = "gp"):
+    def __init__(self, feature: str = "gp", multidim: bool = False):
+        if feature not in ("gp", "theta"):
+            raise ValueError(f"unknown gp_irt feature '{feature}'. Fix: use gp or theta")
+        if feature == "theta" and multidim:
+            raise ValueError("the gp_irt feature 'theta' (a scalar ability) needs the 1-D IRT. "
+                             "Fix: leave multidim out")
         self.feature = feature
+        self.multidim = multidim
 
     def _set_context(self, context: ReferenceContext | None) -> None:
         if context is None:
             raise ValueError("gp-IRT needs the references' context (IRT item parameters)")
-        self.irt_, self.gold_ = context.irt_setup(), context.anchor_gold()
+        self.irt_, self.gold_ = context.irt_setup(self.multidim), context.anchor_gold()
 
     def estimate(self, X: np.ndarray) -> np.ndarray:
         """gp-IRT estimate (`feature="gp"`) or the anchor-fitted ability (`"theta"`)."""
