@@ -1,10 +1,18 @@
-"""Small synthetic model populations shared by the core tests."""
+"""Shared by several test modules: small synthetic model populations (the core tests), and
+where the deployment files in cluster/ are and how to read them (their offline checks)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import yaml
 
 from disco_ray.outputs import ModelOutputs
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "cluster"
+IMAGE = "ghcr.io/your-org/disco-ray:0.1.0"   # the image the files in cluster/ run
 
 
 def synthetic_population(n_models: int = 60, n_samples: int = 80, n_choices: int = 4,
@@ -26,3 +34,9 @@ def synthetic_population(n_models: int = 60, n_samples: int = 80, n_choices: int
     if with_probs:
         return outputs
     return ModelOutputs(model_ids, sample_ids, outputs.correct, groups=groups)
+
+
+def load_yaml(path: Path):
+    """A YAML file, parsed with PyYAML's safe loader."""
+    with open(path) as f:
+        return yaml.safe_load(f)

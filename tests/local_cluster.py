@@ -7,6 +7,10 @@ any process whose command line names its temporary directory (the worker "nodes"
 every Ray on the machine. `fake_cluster_config` writes the autoscaling config that
 `ray.cluster_utils.AutoscalingCluster` would (autoscaler v2, the `fake_multi_node` provider:
 worker nodes are local processes with the resources their node type declares, GPUs included).
+
+`disco_ray_run` starts `disco-ray run` as a separate process (against such a head, or a local
+Ray of its own), `finish` waits for it, and `assert_same_results` compares a run's model outputs
+and predictions with a reference run's: the cluster suite's tests share them.
 """
 
 from __future__ import annotations
@@ -26,10 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+import pytest
+
 FAKE_HEAD_NODE_ID = "fffffffffffffffffffffffffffffffffffffffffffffffffff00000"
 FAKE_PROVIDER = "ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider"
 HEAD_TYPE = "ray.head.default"
 WORKER_PORTS = 60   # ports for the head's worker processes (job driver, supervisor, tasks)
+REPO = Path(__file__).resolve().parents[1]
+RUN_TIMEOUT_S = 420
 
 
 @dataclass(frozen=True)
@@ -213,3 +222,63 @@ def processes(pattern: str) -> list[int]:
     """Pids of processes whose command line contains `pattern` (e.g. a raylet's node id, or
     `ray::ModelActor.score`, the title of an actor process while it scores)."""
     return _pids_naming(pattern)
+
+
+# -- `disco-ray run` as a separate process, and its results ---------------------------------
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(json.dumps(config, indent=1))   # JSON is YAML
+    return path
+
+
+def disco_ray_run(config: Path, output: Path, env: dict[str, str], address: str | None = None,
+                  cwd: Path = REPO) -> subprocess.Popen:
+    """`disco-ray run CONFIG --output OUTPUT [--address ADDRESS]`, logging to OUTPUT.log."""
+    command = [str(Path(sys.executable).with_name("disco-ray")), "run", str(config),
+               "--output", str(output)] + (["--address", address] if address else [])
+    log = open(f"{output}.log", "w")
+    return subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def finish(process: subprocess.Popen, output: Path) -> str:
+    """Wait for a run; its log; fail with the log's tail if it failed."""
+    try:
+        code = process.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = Path(f"{output}.log").read_text()
+    assert code == 0, f"disco-ray run exited {code}:\n{text[-4000:]}"
+    return text
+
+
+def outputs_of(run_dir: Path) -> dict[str, np.ndarray]:
+    """Every model's stored probabilities, by model name."""
+    from disco_ray.io import read_parquet
+
+    found = {}
+    for part in sorted((run_dir / "outputs").glob("*/*.parquet")):
+        outputs = read_parquet(part)
+        found[str(outputs.model_ids[0])] = outputs.probs[0]
+    return found
+
+
+def assert_same_results(run_dir: Path, clean_dir: Path) -> None:
+    """Same model outputs (bit for bit) and the same predictions as the clean run's (to 1e-12:
+    the driver's metamodel fit may sum in another order, e.g. with other BLAS thread counts)."""
+    got, want = outputs_of(run_dir), outputs_of(clean_dir)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    predictions = json.loads((run_dir / "predictions.json").read_text())
+    expected = json.loads((clean_dir / "predictions.json").read_text())
+    assert [sorted(row) for row in predictions] == [sorted(row) for row in expected]
+    for row, want_row in zip(predictions, expected):
+        for key, value in want_row.items():
+            if isinstance(value, float):
+                assert row[key] == pytest.approx(value, rel=1e-12, abs=1e-12), (key, row)
+            else:
+                assert row[key] == value, (key, row)
+
+
+def run_json(output: Path) -> dict:
+    return json.loads((output / "run.json").read_text())

@@ -1,6 +1,8 @@
 """The lm-eval reader on small logs written as lm-eval 0.4.13 writes them: every target shape,
-the full score from the results file, model names, run layouts. (`test_lm_eval_harness.py`
-checks the same against the real lm-eval.)"""
+the full score from the results file, model names, run layouts; and on the logs in
+tests/fixtures/lm_eval and hand-written lines: probabilities from the log-likelihoods (acc_norm
+included), docs matched by id, bad lines named by file and line, a task logged twice, two runs of
+one model name. (`test_lm_eval_harness.py` checks the same against the real lm-eval.)"""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from scipy.special import softmax
 from disco_ray.io import read_outputs
 from disco_ray.outputs import OutputsError
 
+FIXTURES = Path(__file__).parent / "fixtures"
 STAMP = "2026-01-01T00-00-00.000001"
 
 
@@ -200,3 +203,97 @@ def test_the_full_score_definition_is_stored_with_the_outputs(tmp_path):
         "lm_eval_metric": "acc", "full_score_definition": "lm-eval's acc of group 'g' from its "
         "results file (weighted by subtask size: the mean over its 4 samples)"}
     assert back.full_score.tolist() == [0.5]
+
+
+# -- the logs in tests/fixtures/lm_eval, and hand-written lines -------------------------------
+def test_lm_eval_log_samples_reader():
+    outputs = read_outputs(FIXTURES / "lm_eval")
+    assert outputs.model_ids.tolist() == ["org__model-a", "org__model-b"]
+    assert outputs.sample_ids.tolist()[:2] == ["mmlu_anatomy/0", "mmlu_anatomy/1"]
+    assert outputs.probs.shape == (2, 6, 4)
+    loglik = np.array([-2.1, -0.4, -3.0, -2.7])
+    expected = np.exp(loglik) / np.exp(loglik).sum()
+    np.testing.assert_allclose(outputs.probs[0, 0], expected, rtol=1e-6)
+    assert outputs.gold.tolist() == [1, 2, 2, 1, 1, 2]
+    # model a: anatomy 3/3 right, astronomy 2/3 -> mean of subject accuracies
+    np.testing.assert_allclose(outputs.scores()[0], (1.0 + 2 / 3) / 2)
+    assert set(outputs.groups) == {"mmlu_anatomy", "mmlu_astronomy"}
+
+
+def test_lm_eval_acc_norm_divides_by_continuation_length():
+    acc = read_outputs(FIXTURES / "lm_eval", task="mmlu_anatomy", metric="acc")
+    norm = read_outputs(FIXTURES / "lm_eval", task="mmlu_anatomy", metric="acc_norm")
+    # every continuation is " X": lm-eval divides by len("X") = 1, not by 2 with the space
+    loglik = np.array([-2.1, -0.4, -3.0, -2.7]) / 1
+    np.testing.assert_allclose(norm.probs[0, 0], np.exp(loglik) / np.exp(loglik).sum(),
+                               rtol=1e-6)
+    assert acc.n_samples == norm.n_samples == 3
+
+
+def _lm_eval_rows(n: int) -> list[dict]:
+    """`n` two-choice docs where the model prefers choice 0, the target."""
+    return [{"doc_id": i, "target": 0, "filtered_resps": [["-1", "True"], ["-2", "False"]],
+             "acc": 1.0} for i in range(n)]
+
+
+def _write_log(folder: Path, rows: list, task: str = "t") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    file = folder / f"samples_{task}_2024-01-01T00-00-00.jsonl"
+    file.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows))
+    return file
+
+
+def test_lm_eval_models_with_different_docs_are_rejected(tmp_path):
+    for model, n in (("a", 2), ("b", 3)):
+        _write_log(tmp_path / model, _lm_eval_rows(n))
+    with pytest.raises(OutputsError, match="'doc_id' differs between models a and b"):
+        read_outputs(tmp_path)
+
+
+def test_lm_eval_docs_logged_in_another_order_are_matched_by_id(tmp_path):
+    """lm-eval on several GPUs logs each rank's docs in turn: the order is not the doc order."""
+    rows = _lm_eval_rows(3)
+    rows[1] = {**rows[1], "target": 1, "acc": 0.0}
+    _write_log(tmp_path / "a", rows)
+    _write_log(tmp_path / "b", [rows[2], rows[0], rows[1]])
+    outputs = read_outputs(tmp_path)
+    np.testing.assert_array_equal(outputs.correct, [[1, 0, 1], [1, 0, 1]])
+    np.testing.assert_array_equal(outputs.probs[0], outputs.probs[1])
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"doc_id": 1, "target": 0, "filtered_re', r"t_2024-01-01T00-00-00.jsonl:2: invalid JSON"),
+    ({"doc_id": 1, "target": "the answer", "filtered_resps": [["-1", "True"], ["-2", "False"]]},
+     r"jsonl:2: field 'target' is 'the answer', neither the index nor the text of one of the 2 "
+     r"choices"),
+    ({"doc_id": 1, "target": 2, "filtered_resps": [["-1", "True"], ["-2", "False"]]},
+     r"jsonl:2: field 'target' is '2', neither the index"),
+    ({"doc_id": 0, "target": 0, "filtered_resps": [["-1", "True"], ["-2", "False"]]},
+     r"jsonl:2: field 'doc_id': t/0 is logged twice"),
+])
+def test_a_bad_lm_eval_line_is_named_by_file_and_line(tmp_path, line, message):
+    _write_log(tmp_path / "a", [_lm_eval_rows(1)[0], line])
+    with pytest.raises(OutputsError, match=message):
+        read_outputs(tmp_path)
+
+
+def test_a_task_logged_twice_in_one_folder_reads_the_later_run(tmp_path, caplog):
+    """lm_eval run again with the same --output_path adds a file with a later timestamp."""
+    rows = _lm_eval_rows(2)
+    _write_log(tmp_path / "a", rows)
+    later = {**rows[1], "target": 1, "acc": 0.0}
+    (tmp_path / "a" / "samples_t_2024-02-01T00-00-00.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in (rows[0], later)))
+    with caplog.at_level("WARNING"):
+        outputs = read_outputs(tmp_path)
+    assert outputs.correct.tolist() == [[1.0, 0.0]]
+    assert "task t was logged again; reading the later run samples_t_2024-02-01" in caplog.text
+
+
+def test_two_runs_of_one_model_name_are_not_merged(tmp_path):
+    """Folder names are model ids: two folders of one name would silently become one model."""
+    _write_log(tmp_path / "run1" / "org__model", _lm_eval_rows(2))
+    _write_log(tmp_path / "run2" / "org__model", _lm_eval_rows(2))
+    with pytest.raises(OutputsError, match=r"folders .*run1/org__model and .*run2/org__model "
+                                           r"both hold lm-eval runs of model 'org__model'"):
+        read_outputs(tmp_path)

@@ -1,14 +1,16 @@
-"""The cluster path for real, on this machine: Ray's autoscaler adding and removing GPU nodes, a
-node lost and an actor killed mid-run, and `ray job submit` with token authentication.
+"""Ray's autoscaler on this machine, for real: GPU nodes added for model actors that wait for a
+GPU and removed once idle, and a run that survives losing a node, or a model actor, while it
+scores.
 
-The tests start Ray heads of their own (`local_cluster.local_head`: own temporary directory
-and ports, never `ray stop`; the autoscaling one is shared by the first three tests) and run
-`disco-ray run` as a separate process against them. The autoscaling head runs no model (CPU 0, GPU 0); the `gpu_node` type has 1 CPU and 1 fake GPU,
-`min_workers: 0`, and Ray's autoscaler v2 with the `fake_multi_node` provider starts such
-nodes as local processes. Models are slow linear classifiers (tests/cluster_models.py) asking
-for 1 GPU each. Outputs are compared with a clean run on a local Ray.
+The three tests share one autoscaling head (`local_cluster.local_head`: own temporary directory
+and ports, never `ray stop`) and run `disco-ray run` as a separate process against it. The head
+runs no model (CPU 0, GPU 0); the `gpu_node` type has 1 CPU and 1 fake GPU, `min_workers: 0`,
+and Ray's autoscaler v2 with the `fake_multi_node` provider starts such nodes as local
+processes. Models are slow linear classifiers (tests/cluster_models.py) asking for 1 GPU each.
+Outputs are compared with a clean run on a local Ray.
 
-Run alone, in its own pytest process: `python -m pytest -q -m cluster tests/test_cluster.py`.
+Part of the cluster suite, run alone in its own pytest process (.ci/run's cluster step):
+`python -m pytest -q -m cluster tests/test_cluster_autoscaling.py tests/test_cluster_job_submit.py`.
 `-s` prints what the autoscaler did (the timeline RESULTS.md quotes).
 """
 
@@ -16,29 +18,24 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from local_cluster import Head, local_head, processes, ray_env
+from local_cluster import (Head, assert_same_results, disco_ray_run, finish, local_head,
+                           processes, ray_env, run_json, write_config)
 
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 GPU_NODE = {"gpu_node": {"resources": {"CPU": 1, "GPU": 1, "object_store_memory": 80_000_000},
                          "node_config": {}, "min_workers": 0, "max_workers": 2}}
 IDLE_TIMEOUT_MIN = 0.1                 # the autoscaler removes a node idle for 6 s
 FAST_HEALTH_CHECKS = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
-RUN_TIMEOUT_S = 420
 
 
 def env_with_tests(env: dict[str, str]) -> dict[str, str]:
@@ -64,61 +61,6 @@ def classifier_config(n_refs: int = 6, n_targets: int = 2, delay: float = 0.2,
             "resources": {"cpus_per_model": 1, "gpus_per_model": gpus, "batch_size": 10,
                           "max_retries": 2},
             "ray": {"num_cpus": 2}, "report": False}
-
-
-def write_config(path: Path, config: dict) -> Path:
-    path.write_text(json.dumps(config, indent=1))   # JSON is YAML
-    return path
-
-
-def disco_ray_run(config: Path, output: Path, env: dict[str, str], address: str | None = None,
-                  cwd: Path = REPO) -> subprocess.Popen:
-    """`disco-ray run CONFIG --output OUTPUT [--address ADDRESS]`, logging to OUTPUT.log."""
-    command = [str(Path(sys.executable).with_name("disco-ray")), "run", str(config),
-               "--output", str(output)] + (["--address", address] if address else [])
-    log = open(f"{output}.log", "w")
-    return subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-
-
-def finish(process: subprocess.Popen, output: Path) -> str:
-    """Wait for a run; its log; fail with the log's tail if it failed."""
-    try:
-        code = process.wait(timeout=RUN_TIMEOUT_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    text = Path(f"{output}.log").read_text()
-    assert code == 0, f"disco-ray run exited {code}:\n{text[-4000:]}"
-    return text
-
-
-def outputs_of(run_dir: Path) -> dict[str, np.ndarray]:
-    """Every model's stored probabilities, by model name."""
-    from disco_ray.io import read_parquet
-
-    found = {}
-    for part in sorted((run_dir / "outputs").glob("*/*.parquet")):
-        outputs = read_parquet(part)
-        found[str(outputs.model_ids[0])] = outputs.probs[0]
-    return found
-
-
-def assert_same_results(run_dir: Path, clean_dir: Path) -> None:
-    """Same model outputs (bit for bit) and the same predictions as the clean run's (to 1e-12:
-    the driver's metamodel fit may sum in another order, e.g. with other BLAS thread counts)."""
-    got, want = outputs_of(run_dir), outputs_of(clean_dir)
-    assert sorted(got) == sorted(want)
-    for name in want:
-        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
-    predictions = json.loads((run_dir / "predictions.json").read_text())
-    expected = json.loads((clean_dir / "predictions.json").read_text())
-    assert [sorted(row) for row in predictions] == [sorted(row) for row in expected]
-    for row, want_row in zip(predictions, expected):
-        for key, value in want_row.items():
-            if isinstance(value, float):
-                assert row[key] == pytest.approx(value, rel=1e-12, abs=1e-12), (key, row)
-            else:
-                assert row[key] == value, (key, row)
 
 
 @pytest.fixture(scope="module")
@@ -209,10 +151,6 @@ def node_states(head: Head) -> dict[str, str]:
 
 def no_gpu_nodes(sample: dict) -> bool:
     return sample["gpu_nodes"] == 0 and sample["launching"] == 0
-
-
-def run_json(output: Path) -> dict:
-    return json.loads((output / "run.json").read_text())
 
 
 def test_autoscaler_adds_gpu_nodes_for_waiting_models_and_removes_them_when_idle(
@@ -317,88 +255,3 @@ def test_run_survives_a_model_actor_killed_while_it_scores(autoscaling_head, cle
     assert_same_results(output, clean_run)
     print(f"\nactor kill: killed pid {scoring['pid']} while {name} scored; processes "
           f"{model['processes']}")
-
-
-# -- ray job submit ---------------------------------------------------------------------------
-def replay_job(repo: Path) -> Path:
-    """A config in `repo` (a copy of this repository) replaying stored outputs of 6 references
-    and 2 targets on the shipped smoke task; returns its path relative to `repo`."""
-    from disco_ray.io import write_outputs
-    from disco_ray.outputs import ModelOutputs
-    from disco_ray.tasks import load_task
-
-    task = load_task(str(REPO / "configs" / "data" / "smoke_task.jsonl"))
-    names = [f"ref{i}" for i in range(6)] + ["target0", "target1"]
-    rng = np.random.default_rng(3)
-    probs = np.zeros((len(names), len(task.samples), 4))
-    for j, sample in enumerate(task.samples):
-        logits = rng.normal(size=(len(names), sample.n_options))
-        logits[:, sample.gold] += np.linspace(0, 3, len(names))
-        probs[:, j, :sample.n_options] = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    outputs = ModelOutputs.from_probs(names, task.sample_ids, probs,
-                                      np.array([s.gold for s in task.samples]))
-    (repo / "job").mkdir()
-    write_outputs(outputs, repo / "job" / "replay.parquet")
-    defaults = {"backend": "replay", "path": "job/replay.parquet"}
-    config = {"name": "job-test", "task": {"path": "configs/data/smoke_task.jsonl"},
-              "references": {"models": [{"name": n, "options": {"model_id": n}}
-                                        for n in names[:6]], "defaults": defaults},
-              "targets": {"models": [{"name": n, "options": {"model_id": n}}
-                                     for n in names[6:]], "defaults": defaults},
-              "condense": {"k": 20, "method": "disco", "seed": 0},
-              "resources": {"cpus_per_model": 0.5, "gpus_per_model": 0, "batch_size": 25,
-                            "max_retries": 1},
-              "ray": {"num_cpus": 2}, "report": False}
-    write_config(repo / "job" / "job.yaml", config)
-    return Path("job") / "job.yaml"
-
-
-def job_info(head: Head, submission_id: str, env: dict[str, str]) -> dict:
-    """Status, entrypoint and env vars of a job, from `JobSubmissionClient` in a process with
-    the client environment `env` (Ray reads its authentication mode once per process)."""
-    script = ("import json, sys; from ray.job_submission import JobSubmissionClient; "
-              "info = JobSubmissionClient(sys.argv[1]).get_job_info(sys.argv[2]); "
-              "print(json.dumps({'status': str(info.status.value), 'entrypoint': info.entrypoint,"
-              " 'env_vars': (info.runtime_env or {}).get('env_vars', {})}))")
-    result = subprocess.run([sys.executable, "-c", script, head.dashboard_url, submission_id],
-                            env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def copy_repository(target: Path) -> Path:
-    shutil.copytree(REPO, target, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "runs", "__pycache__", "*.egg-info", ".pytest_cache"))
-    return target
-
-
-def test_ray_job_submit_with_token_authentication_matches_a_local_run(tmp_path):
-    repo = copy_repository(tmp_path / "repo")
-    config = replay_job(repo)
-    local = tmp_path / "local"
-    began = time.monotonic()
-    finish(disco_ray_run(config, local, ray_env(), cwd=repo), local)
-    local_s, token = time.monotonic() - began, secrets.token_hex(32)
-    with local_head(num_cpus=2, auth_token=token) as head:
-        head_s = time.monotonic() - began - local_s
-        submitted = tmp_path / "job_out"
-        env = {**head.env, "HOME": str(tmp_path)}   # the token comes from RAY_AUTH_TOKEN only
-        result = subprocess.run(
-            [str(repo / "cluster" / "submit.sh"), "--address", head.dashboard_url,
-             "--submission-id", "disco-job-test", str(config), "--", "--output",
-             str(submitted)], env=env, cwd=repo, capture_output=True, text=True, timeout=300)
-        job_s = time.monotonic() - began - local_s - head_s
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        job = job_info(head, "disco-job-test", env)
-        assert job["status"] == "SUCCEEDED", job
-        assert job["env_vars"]["PYTHONUNBUFFERED"] == "1"   # from cluster/runtime_env.yaml
-        wrong = {**env, "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-        refused = subprocess.run([str(Path(sys.executable).with_name("ray")), "job", "list",
-                                  "--address", head.dashboard_url], env=wrong,
-                                 capture_output=True, text=True, timeout=60)
-        assert refused.returncode != 0
-    info = run_json(submitted)
-    assert info["failed"] == {} and all(not m["cached"] for m in info["models"].values())
-    assert_same_results(submitted, local)
-    print(f"\njob submit: local run {local_s:.1f} s, head start {head_s:.1f} s, submit.sh until "
-          f"the job ended {job_s:.1f} s; job {job['status']}, entrypoint {job['entrypoint']!r}")
