@@ -80,9 +80,11 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
       * the out-of-population stack: convex weights `top_weights_` over the extrapolating
         members (`registry.MemberKind.extrapolates`), fitted on an extrapolation CV (the
         strongest `TOP_FRACTION` of the references held out and predicted from the others,
-        every member refitted on the rest) when it holds at least `MIN_TOP` models; else the
-        plain (weighted) anchor mean when it is an unbiased estimate of the score
-        (`context.mean_is_unbiased`), else weights fitted on the out-of-fold predictions;
+        every member refitted on the rest; the gp-IRT members keep the IRT setup the context
+        fitted on every reference's outcomes, which reads outcomes, not scores) when it holds at
+        least `MIN_TOP` models; else the plain (weighted) anchor mean when it is an unbiased
+        estimate of the score (`context.mean_is_unbiased`), else weights fitted on the
+        out-of-fold predictions;
       * `ood_oof_`: that stack's out-of-fold predictions over all references; `top_residuals_`,
         `top_excess_`: its residuals on the held-out strongest references and how far their
         predictions lie beyond the remaining references' best score (they calibrate
@@ -142,7 +144,8 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         """Hold out the strongest `TOP_FRACTION` of the references and predict them from the
         rest: (inner, top, calibrated, P). Every member is refitted on the rest when the CV holds
         at least `MIN_TOP` models (`calibrated`: the router compares both stacks there), else
-        only the extrapolating ones; P is None with fewer than 5 models left to fit on."""
+        only the extrapolating ones (the IRT setups they read stay those of every reference);
+        P is None with fewer than 5 models left to fit on."""
         ext = np.flatnonzero(self.extrapolating_)
         n_top = max(2, int(round(TOP_FRACTION * len(y))))
         order = np.argsort(y, kind="stable")
