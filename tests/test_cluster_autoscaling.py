@@ -205,12 +205,19 @@ def model_of(runs: dict, process: dict) -> tuple[str, dict]:
     return next((name, m) for name, m in runs.items() if key in m.get("processes", []))
 
 
-def test_run_survives_losing_a_node_while_its_actor_scores(autoscaling_head, clean_run,
-                                                          tmp_path):
-    head, trace = autoscaling_head, tmp_path / "trace"
+def traced_run_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(trace, config, output): a trace directory, a run config of slow classifiers (1 s each)
+    that record in it where and when each model scores, and the run's output path."""
+    trace = tmp_path / "trace"
     trace.mkdir()
     config = write_config(tmp_path / "run.yaml", classifier_config(delay=1.0, trace=trace))
-    output = tmp_path / "out"
+    return trace, config, tmp_path / "out"
+
+
+def test_run_survives_losing_a_node_while_its_actor_scores(autoscaling_head, clean_run,
+                                                          tmp_path):
+    head = autoscaling_head
+    trace, config, output = traced_run_files(tmp_path)
     with ClusterWatch(head) as watch:
         watch.wait_for(no_gpu_nodes, 120)
         run = disco_ray_run(config, output, env_with_tests(head.env), head.gcs_address)
@@ -239,10 +246,8 @@ def test_run_survives_losing_a_node_while_its_actor_scores(autoscaling_head, cle
 
 def test_run_survives_a_model_actor_killed_while_it_scores(autoscaling_head, clean_run,
                                                            tmp_path):
-    head, trace = autoscaling_head, tmp_path / "trace"
-    trace.mkdir()
-    config = write_config(tmp_path / "run.yaml", classifier_config(delay=1.0, trace=trace))
-    output = tmp_path / "out"
+    head = autoscaling_head
+    trace, config, output = traced_run_files(tmp_path)
     run = disco_ray_run(config, output, env_with_tests(head.env), head.gcs_address)
     scoring = wait_for_scoring(trace)
     os.kill(scoring["pid"], signal.SIGKILL)
