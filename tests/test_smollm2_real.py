@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from disco_ray.backends import load_backend
 from disco_ray.backends.base import ModelSpec
@@ -45,10 +46,12 @@ def sweep(cache_dir, base) -> dict[str, Path]:
                                      cache_dir)
 
 
-def _scores(path: Path, samples) -> list[np.ndarray]:
-    backend = load_backend(ModelSpec(path.name, "hf", str(path), device="cpu",
-                                     options={"batch_size": 8}))
-    return backend.loglikelihoods(samples)
+def _scores(path: Path, samples, device: str = "cpu") -> list[np.ndarray]:
+    backend = load_backend(ModelSpec(path.name, "hf", str(path), device=device,
+                                     options={"batch_size": 8, "dtype": "float32"}))
+    scores = backend.loglikelihoods(samples)
+    backend.close()
+    return scores
 
 
 def test_the_registry_gguf_becomes_a_135m_llama_that_knows_paris(base):
@@ -83,3 +86,16 @@ def test_sweep_checkpoints_degrade_as_their_edits_say(sweep):
     import transformers
     assert transformers.AutoConfig.from_pretrained(sweep["drop-15"]).num_hidden_layers == 29
     assert gap["drop-15"] > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_sweep_checkpoints_score_as_on_cpu(sweep):
+    """Two bfloat16-stored sweep checkpoints computed in float32 on the GPU: the log-likelihoods
+    of the CPU run to float32 rounding, the same choices (configs/smollm_sweep_hf_gpu.yaml
+    relies on this)."""
+    samples = task(FIXTURES, ["capitals", "yes_no"]).samples + (CAPITAL,)
+    for name in ("base", "quant-w4-g32"):
+        cpu, gpu = (_scores(sweep[name], samples, device) for device in ("cpu", "cuda"))
+        for g, c in zip(gpu, cpu, strict=True):
+            np.testing.assert_allclose(g, c, atol=2e-3, rtol=0)
+        assert [int(np.argmax(g)) for g in gpu] == [int(np.argmax(c)) for c in cpu]

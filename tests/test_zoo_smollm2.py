@@ -188,6 +188,8 @@ def test_factories_give_model_entries_and_unknown_names_say_which_exist(monkeypa
                        "path": str(tmp_path / "base-bfloat16"),
                        "options": {"max_model_len": 512}}
     assert [e["name"] for e in smollm2_sweep.targets(["drop-5"], tmp_path)] == ["smollm2-drop-5"]
+    on_gpu = smollm2_sweep.targets(["drop-5"], tmp_path, device="cuda")
+    assert on_gpu[0]["device"] == "cuda"
     with pytest.raises(ValueError, match="unknown sweep checkpoints.*Fix"):
         smollm2_sweep.checkpoints(["quant-w7"], tmp_path)
 
@@ -217,3 +219,19 @@ def test_the_shipped_sweep_configs_parse_and_differ_only_in_the_backend():
                                                        "letter_fast_path": True}
     assert hf.targets.compute_true_score and vllm.targets.compute_true_score
     assert hf.condense == vllm.condense
+
+
+def test_the_gpu_sweep_config_scores_every_question_on_cuda_in_float32():
+    from disco_ray.config import load_config
+
+    repo = Path(__file__).parent.parent
+    cpu = load_config(repo / "configs" / "smollm_sweep_hf.yaml")
+    gpu = load_config(repo / "configs" / "smollm_sweep_hf_gpu.yaml")
+    assert "limit" not in gpu.task.options
+    assert gpu.task.options["tasks"] == cpu.task.options["tasks"]
+    for group in (gpu.references, gpu.targets):
+        assert group.factory_options["device"] == "cuda"
+        assert group.factory_options["options"]["dtype"] == "float32"
+        assert group.factory_options["cache_dir"] == cpu.references.factory_options["cache_dir"]
+    assert gpu.resources.gpus_per_model == 0.125 and gpu.ray.num_cpus is None
+    assert gpu.condense.k == 100 and gpu.targets.compute_true_score

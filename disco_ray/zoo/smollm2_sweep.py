@@ -126,24 +126,26 @@ def checkpoints(names: Sequence[str] | None = None, cache_dir: str | Path | None
 
 
 def entries(names: Sequence[str], cache_dir: str | Path | None = None, backend: str = "hf",
-            options: dict | None = None, dtype: str = "bfloat16") -> list[dict]:
-    """Model entries (`backend`, on CPU) of the sweep checkpoints `names`, named `smollm2-<name>`."""
+            options: dict | None = None, dtype: str = "bfloat16",
+            device: str = "cpu") -> list[dict]:
+    """Model entries (`backend` on `device`) of the sweep checkpoints `names`, named
+    `smollm2-<name>`."""
     paths = checkpoints(names, cache_dir, dtype)
-    return [{"name": f"smollm2-{name}", "backend": backend, "path": str(path), "device": "cpu",
+    return [{"name": f"smollm2-{name}", "backend": backend, "path": str(path), "device": device,
              "options": dict(options or {})} for name, path in paths.items()]
 
 
 def references(names: Sequence[str] | None = None, cache_dir: str | Path | None = None,
-               backend: str = "hf", options: dict | None = None,
-               dtype: str = "bfloat16") -> list[dict]:
+               backend: str = "hf", options: dict | None = None, dtype: str = "bfloat16",
+               device: str = "cpu") -> list[dict]:
     """Config factory: the reference checkpoints (`names`, default: `default_split()`'s)."""
     return entries(default_split()[0] if names is None else names, cache_dir, backend, options,
-                   dtype)
+                   dtype, device)
 
 
 def targets(names: Sequence[str] | None = None, cache_dir: str | Path | None = None,
-            backend: str = "hf", options: dict | None = None,
-            dtype: str = "bfloat16") -> list[dict]:
+            backend: str = "hf", options: dict | None = None, dtype: str = "bfloat16",
+            device: str = "cpu") -> list[dict]:
     """Config factory: the target checkpoints (`names`, default: `default_split()`'s)."""
     return entries(default_split()[1] if names is None else names, cache_dir, backend, options,
-                   dtype)
+                   dtype, device)
