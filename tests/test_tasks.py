@@ -98,19 +98,19 @@ def test_bad_parquet_row_names_the_row(tmp_path):
         load_task(tmp_path / "bad.parquet")
 
 
-def test_invalid_json_empty_file_and_wrong_type(tmp_path):
-    (tmp_path / "broken.jsonl").write_text('{"id": 1,\n')
-    with pytest.raises(TaskFileError, match=r"line 1: invalid JSON"):
-        load_task(tmp_path / "broken.jsonl")
-    (tmp_path / "empty.jsonl").write_text("\n\n")
-    with pytest.raises(TaskFileError, match=r"contains no samples. Fix:"):
-        load_task(tmp_path / "empty.jsonl")
-    (tmp_path / "list.jsonl").write_text("[1, 2]\n")
-    with pytest.raises(TaskFileError, match=r"expected a JSON object"):
-        load_task(tmp_path / "list.jsonl")
-    (tmp_path / "task.csv").write_text("id,context\n")
-    with pytest.raises(TaskFileError, match=r"unsupported file type '.csv'"):
-        load_local_task(tmp_path / "task.csv")
+@pytest.mark.parametrize("loader, name, text, message", [
+    (load_task, "broken.jsonl", '{"id": 1,\n', r"line 1: invalid JSON"),
+    (load_task, "empty.jsonl", "\n\n", r"contains no samples. Fix:"),
+    (load_task, "list.jsonl", "[1, 2]\n", r"expected a JSON object"),
+    (load_local_task, "task.csv", "id,context\n", r"unsupported file type '.csv'"),
+])
+def test_invalid_json_empty_file_and_wrong_type(tmp_path, loader, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(TaskFileError, match=message):
+        loader(tmp_path / name)
+
+
+def test_a_missing_task_file_is_named(tmp_path):
     with pytest.raises(TaskFileError, match=r"file not found"):
         load_task(tmp_path / "missing.jsonl")
 
