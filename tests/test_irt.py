@@ -107,6 +107,17 @@ def test_abilities_of_a_d_dimensional_irt_come_from_the_anchors():
     assert np.corrcoef(items.prob(estimate).mean(axis=1), truth)[0, 1] > 0.8
 
 
+def test_abilities_reach_the_posterior_maximum_on_sharp_items_in_ten_dimensions():
+    """Discriminations as large as a fitted 10-dimensional IRT's: a plain Newton step overshoots
+    and cycles there (a gradient of about 25 left after 30 steps); the fit still converges."""
+    rng = np.random.default_rng(0)
+    items = ItemParams(rng.normal(0.0, 4.0, size=(25, 10)), rng.normal(0.0, 4.0, size=25))
+    y = (rng.random((50, 25)) < 0.6).astype(float)
+    theta = fit_ability(y, items)
+    gradient = (y - items.prob(theta)) @ items.a - theta
+    assert np.abs(gradient).max() < 1e-4
+
+
 def test_every_sample_an_anchor_leaves_no_other_items_and_still_predicts():
     _, _, _, y = _simulate(300, 30, dims=2, seed=9)
     fits = fit_reference_irt(y[:250], candidates=MULTIDIM)

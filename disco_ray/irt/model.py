@@ -175,19 +175,47 @@ def _item_steps(y: np.ndarray, theta: np.ndarray, a: np.ndarray, b: np.ndarray,
     return a, b
 
 
-def fit_ability(responses: np.ndarray, items: ItemParams, iterations: int = 30) -> np.ndarray:
-    """MAP abilities [M, D] (prior N(0, I)) of each row of [M, k] responses on known items."""
+def fit_ability(responses: np.ndarray, items: ItemParams, iterations: int = 100) -> np.ndarray:
+    """MAP abilities [M, D] (prior N(0, I)) of each row of [M, k] responses on known items.
+
+    Newton steps (at most 1 long in each coordinate), each halved until the row's log posterior
+    does not fall: the posterior is concave, so every row converges (a plain Newton step can
+    cycle between two points in several dimensions).
+    """
     y = responses_array(responses)
     theta = np.zeros((y.shape[0], items.dims))
+    value = _log_posterior(y, theta, items)
     for _ in range(iterations):
         p = items.prob(theta)
         grad = (y - p) @ items.a - theta
         step = np.linalg.solve(information(theta, items, p), grad[..., None])[..., 0]
-        scale = np.minimum(1.0, 1.0 / np.maximum(np.abs(step).max(axis=1), 1e-12))
-        theta = theta + step * scale[:, None]
+        step *= np.minimum(1.0, 1.0 / np.maximum(np.abs(step).max(axis=1), 1e-12))[:, None]
         if np.max(np.abs(step)) < 1e-6:
             break
+        theta, value = _backtrack(y, theta, value, step, items)
     return theta
+
+
+def _log_posterior(y: np.ndarray, theta: np.ndarray, items: ItemParams) -> np.ndarray:
+    """[M] log posterior of each row's ability (up to a constant), prior N(0, I)."""
+    z = items.logits(theta)
+    return (y * z - np.logaddexp(0.0, z)).sum(axis=1) - 0.5 * (theta ** 2).sum(axis=1)
+
+
+def _backtrack(y: np.ndarray, theta: np.ndarray, value: np.ndarray, step: np.ndarray,
+               items: ItemParams, halvings: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """(theta, log posterior) after each row's step, halved until the row's log posterior does
+    not fall (beyond rounding); a row whose every halving falls keeps its ability."""
+    step = step.copy()
+    tolerance = 1e-12 * (1.0 + np.abs(value))
+    for _ in range(halvings):
+        candidate = theta + step
+        new = _log_posterior(y, candidate, items)
+        falls = new < value - tolerance
+        if not falls.any():
+            break
+        step[falls] *= 0.5
+    return np.where(falls[:, None], theta, candidate), np.where(falls, value, new)
 
 
 def information(theta: np.ndarray, items: ItemParams, p: np.ndarray | None = None
