@@ -136,8 +136,8 @@ def test_a_target_with_fewer_answer_choices_gets_zero_probability_ones(populatio
 
 
 def test_small_populations(population):
-    """disco's nested CV folds of 1-2 models used to fail inside sklearn; 2 references are
-    refused with a fix, 3 condense."""
+    """disco's nested CV works with folds of 1-2 models: 2 references are refused with a fix,
+    3 and 4 condense."""
     with pytest.raises(ValueError, match="2 reference model\\(s\\); condensing needs at least "
                                          "3.*Fix: add reference models"):
         condense(population.take_models([0, 1]), method_settings("disco", 5))
