@@ -243,19 +243,56 @@ def gap_to_best_baseline(predictions: pd.DataFrame, method: str = "disco") -> pd
     error = predictions.assign(error_pp=(predictions["score"] - predictions["true"]).abs() * 100)
     rows = []
     for (split, k), cell in error.groupby(["split", "k"], sort=False, observed=True):
-        unit = "seed" if cell["seed"].nunique() > 1 else "model_id"
-        per_unit = cell.pivot_table(index=unit, columns="method", values="error_pp",
-                                    aggfunc="mean", observed=True)
+        per_unit = cell.pivot_table(index=_pairing_unit(cell), columns="method",
+                                    values="error_pp", aggfunc="mean", observed=True)
         baselines = [m for m in per_unit.columns if not m.startswith("disco")]
         if method not in per_unit.columns or not baselines:
             continue
         best = per_unit[baselines].mean().idxmin()
         difference = (per_unit[method] - per_unit[best]).dropna()
+        gap, se = _mean_and_se(difference)
         rows.append({"split": split, "k": k, "method": method, "best_baseline": best,
-                     "gap_pp": float(difference.mean()),
-                     "gap_se_pp": float(difference.std(ddof=1) / np.sqrt(len(difference))),
-                     "gap_units": len(difference)})
+                     "gap_pp": gap, "gap_se_pp": se, "gap_units": len(difference)})
     return pd.DataFrame(rows)
+
+
+def paired_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Per (split, k, method) that both prediction frames hold, matched on seed and model: the
+    MAE of each, the change with the standard error of that paired difference (paired as in
+    `gap_to_best_baseline`), the 90% coverage of each, and the largest change of one model's
+    prediction (`max_shift_pp`)."""
+    keys = ["split", "k", "method"]
+    joined = before.merge(after, on=[*keys, "seed", "model_id"], suffixes=("_before", "_after"))
+    rows = []
+    for key, cell in joined.groupby(keys, sort=False, observed=True):
+        sides = {side: cell[[f"{c}_{side}" for c in ("true", "score", "lower", "upper")]]
+                 .set_axis(["true", "score", "lower", "upper"], axis=1)
+                 for side in ("before", "after")}
+        error = pd.DataFrame({side: (f["score"] - f["true"]).abs() * 100
+                              for side, f in sides.items()})
+        per_unit = error.groupby(cell[_pairing_unit(cell)].to_numpy()).mean()
+        change, se = _mean_and_se(per_unit["after"] - per_unit["before"])
+        rows.append({**dict(zip(keys, key)), "mae_before_pp": float(per_unit["before"].mean()),
+                     "mae_after_pp": float(per_unit["after"].mean()), "change_pp": change,
+                     "change_se_pp": se, "units": len(per_unit),
+                     "coverage_before": float(covered(sides["before"]).mean()),
+                     "coverage_after": float(covered(sides["after"]).mean()),
+                     "max_shift_pp": float((cell["score_after"] - cell["score_before"])
+                                           .abs().max() * 100)})
+    return pd.DataFrame(rows)
+
+
+def _pairing_unit(cell: pd.DataFrame) -> str:
+    """What a cell replicates independently: the seed when it has several, else the held-out
+    model (leave-one-model-out pools its splits into one seed)."""
+    return "seed" if cell["seed"].nunique() > 1 else "model_id"
+
+
+def _mean_and_se(difference: pd.Series) -> tuple[float, float]:
+    """The mean of paired differences and its standard error (NaN for a single pair)."""
+    n = len(difference)
+    se = difference.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    return float(difference.mean()), float(se)
 
 
 def coverage_interval(predictions: pd.DataFrame) -> pd.DataFrame:

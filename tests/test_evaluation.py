@@ -8,8 +8,8 @@ import pytest
 
 from disco_ray.evaluation import (check_plan, coverage_by_flag, coverage_interval, evaluation_cells,
                                   evaluation_table, gap_to_best_baseline, held_out_predictions,
-                                  model_splits, per_seed_metrics, predict_cell, summarize,
-                                  with_gaps)
+                                  model_splits, paired_change, per_seed_metrics, predict_cell,
+                                  summarize, with_gaps)
 from helpers import synthetic_population
 
 
@@ -53,6 +53,29 @@ def test_gap_is_paired_on_models_when_left_one_out():
     assert gap["best_baseline"] == "gp_irt" and gap["gap_units"] == 3
     assert gap["gap_pp"] == pytest.approx(2.0)
     assert gap["gap_se_pp"] == pytest.approx(1.0 / np.sqrt(3))
+
+
+def test_a_rerun_is_compared_with_the_kept_predictions_paired_per_seed():
+    """Kept errs 2 pp on both seeds; the rerun moves seed 1's models by +1 pp and +3 pp (errors
+    3 and 5, seed mean 4): change +1 +- 1 pp, largest shift 3 pp. A model only one frame holds
+    is left out, and an unchanged cell shows no change."""
+    kept, rerun = [], []
+    for seed in (0, 1):
+        for model, shift in (("m1", 0.01), ("m2", 0.03)):
+            kept += [("top", 10, "disco", seed, model, 0.5, 0.52),
+                     ("top", 25, "disco", seed, model, 0.5, 0.48)]
+            rerun += [("top", 10, "disco", seed, model, 0.5, 0.52 + shift * seed),
+                      ("top", 25, "disco", seed, model, 0.5, 0.48)]
+    rerun.append(("top", 10, "disco", 0, "only_rerun", 0.5, 0.9))
+    table = paired_change(_frame(kept), _frame(rerun)).set_index("k")
+    moved, same = table.loc[10], table.loc[25]
+    assert moved["mae_before_pp"] == pytest.approx(2.0)
+    assert moved["mae_after_pp"] == pytest.approx(3.0)
+    assert moved["change_pp"] == pytest.approx(1.0)
+    assert moved["change_se_pp"] == pytest.approx(1.0)   # seed changes 0 and 2: sd sqrt(2)/sqrt(2)
+    assert moved["units"] == 2 and moved["max_shift_pp"] == pytest.approx(3.0)
+    assert moved["coverage_before"] == 1.0 and moved["coverage_after"] == 1.0
+    assert same["change_pp"] == 0.0 and same["max_shift_pp"] == 0.0
 
 
 def test_per_seed_metrics_come_from_every_held_out_prediction():
