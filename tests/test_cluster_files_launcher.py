@@ -122,7 +122,7 @@ def test_gcp_node_configs_are_compute_vms():
     gcp_config = pytest.importorskip(
         "ray.autoscaler._private.gcp.config",
         reason="ray.autoscaler._private.gcp.config imports the Google API client "
-        "(google-api-python-client / google-auth-httplib2), not installed here",
+        "(google-api-python-client, the `gcp` extra), not installed here",
     )
     cfg = _launcher("gcp.yaml")
     for spec in cfg["available_node_types"].values():
