@@ -96,8 +96,9 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-@pytest.mark.skipif(not _cuda_available(), reason="vllm needs CUDA")
-@pytest.mark.skipif(not _vllm_available(), reason="vllm not importable (GPU-only; see README)")
+@pytest.mark.skipif(not _vllm_available(), reason="vllm not importable (the `vllm` extra)")
+@pytest.mark.skipif(not _cuda_available(),
+                    reason="needs a CUDA GPU (vLLM's CPU engine: tests/test_vllm_cpu.py)")
 def test_real_engine_matches_hf_backend(tmp_path):
     from disco_ray.backends.loading import load_backend
     from disco_ray.backends.tiny import build_tiny_gpt2

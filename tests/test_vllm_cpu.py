@@ -48,6 +48,7 @@ def letter_samples(space: str) -> tuple[MCSample, ...]:
                           "Answer:", tuple(f"{space}{x}" for x in "ABCD"), i % 4)
                  for i in range(5))
 
+
 LONG_SAMPLES = tuple(
     MCSample(f"long.{i}", "Passage: " + " ".join(f"item {j} costs {j * (i + 3)} coins."
                                                  for j in range(12)) + f"\nQuestion {i}: the "

@@ -18,12 +18,13 @@ re-scored on the per-option path, so results are always exact.
 
 Options (`ModelSpec.options`): max_model_len (default: the model's; set it to the benchmark's
 longest prompt), max_num_batched_tokens (4096), dtype ("auto" on GPU; "float32" on CPU, as the
-`hf` backend, where vLLM's "auto" would compute in bfloat16), gpu_memory_utilization (share
-of the GPU's memory the engine may use, 0.9; on CPU, of host memory, counting the whole process
-that holds the engine), kv_cache_memory_bytes (the KV cache's size, which overrides that share;
-on CPU 1 GiB unless gpu_memory_utilization is given), letter_fast_path (False), letter_logprobs (20; the engine's max_logprobs is raised to match),
-add_bos_token (False), load_format ("auto"; "runai_streamer" with `stage: false` streams an
-`s3://` checkpoint instead of staging it to local disk, `backends.staging`).
+`hf` backend, where vLLM's "auto" would compute in bfloat16), gpu_memory_utilization (share of the
+GPU's memory the engine may use, 0.9; on CPU, of host memory, counting the whole process that
+holds the engine), kv_cache_memory_bytes (the KV cache's size, which overrides that share; on CPU
+1 GiB unless gpu_memory_utilization is given), letter_fast_path (False), letter_logprobs (20; the
+engine's max_logprobs is raised to match), add_bos_token (False), load_format ("auto";
+"runai_streamer" with `stage: false` streams an `s3://` checkpoint instead of staging it to local
+disk, `backends.staging`).
 
 On CPU (one engine per model, tensor_parallel_size 1) the engine runs inside the calling process
 (`VLLM_ENABLE_V1_MULTIPROCESSING=0`: no engine-core and worker processes that each import vLLM

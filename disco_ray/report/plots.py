@@ -15,6 +15,8 @@ OUT_OF_POPULATION = "#d62728"
 AT_FRONTIER = "#e6a100"
 REFERENCE = "#9e9e9e"
 ANCHOR = "#ff7f0e"
+
+
 def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(width, height))
     return fig, fig.subplots()

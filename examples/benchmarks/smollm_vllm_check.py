@@ -12,11 +12,13 @@ import time
 
 import numpy as np
 
+
 def main():
     from disco_ray.backends import load_backend
     from disco_ray.backends.base import ModelSpec
     from disco_ray.tasks.bigbench import task
-    samples = task(os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "bigbench"), ["capitals", "yes_no"]).samples
+    fixtures = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "bigbench")
+    samples = task(fixtures, ["capitals", "yes_no"]).samples
     path = os.path.expanduser(sys.argv[1])
     hf = load_backend(ModelSpec("hf", "hf", path, device="cpu")).loglikelihoods(samples)
     start = time.perf_counter()
@@ -28,6 +30,7 @@ def main():
     diff = max(np.abs(a - b).max() for a, b in zip(hf, v))
     same = all(int(np.argmax(a)) == int(np.argmax(b)) for a, b in zip(hf, v))
     print(f"{os.path.basename(path)}: largest |ll_vllm - ll_hf| = {diff:.2e}, same answers: {same}")
+
 
 if __name__ == "__main__":
     main()
