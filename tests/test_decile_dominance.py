@@ -1,0 +1,41 @@
+"""The dominance count (examples/benchmarks/decile_dominance.py) on hand-checked outcomes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "benchmarks"))
+import decile_dominance  # noqa: E402
+
+
+def test_dominance_counts_weaker_models_right_wherever_the_target_is() -> None:
+    right = np.array([[1, 1, 0],    # weaker 0: right wherever target 3 is
+                      [1, 0, 1],    # weaker 1: misses target 3's second anchor
+                      [1, 1, 1],    # weaker 2: right everywhere, dominates both targets
+                      [1, 1, 0],    # target 3
+                      [0, 0, 1]])   # target 4: dominated by weakers 1 and 2
+    score = np.array([0.50, 0.40, 0.60, 0.70, 0.45])
+    share, excess = decile_dominance.dominance(right, score, np.array([3, 4]),
+                                               np.array([0, 1, 2]))
+    assert share == 1.0
+    # target 3 lies 0.70 - mean(0.50, 0.60) above, target 4 0.45 - mean(0.40, 0.60) below
+    assert excess == pytest.approx(100 * ((0.70 - 0.55) + (0.45 - 0.50)) / 2)
+
+
+def test_a_target_no_weaker_model_dominates_counts_in_the_share_only() -> None:
+    right = np.array([[0, 1], [1, 0], [1, 1]])
+    share, excess = decile_dominance.dominance(right, np.array([0.3, 0.4, 0.9]),
+                                               np.array([2]), np.array([0, 1]))
+    assert share == 0.0 and np.isnan(excess)
+
+
+def test_deciles_split_the_models_by_score_with_edge_ties_above() -> None:
+    score = np.arange(20) / 20
+    deciles = decile_dominance.decile_members(score)
+    assert [list(d) for d in deciles] == [[2 * i, 2 * i + 1] for i in range(10)]
+    tied = decile_dominance.decile_members(np.array([0.1] * 5 + [0.2] * 5))
+    assert sum(len(d) for d in tied) == 10 and len(tied[-1]) == 5
