@@ -77,3 +77,35 @@ def test_held_out_counts_that_differ_from_model_splits_are_refused() -> None:
     with pytest.raises(RuntimeError, match="held out 3 models, model_splits 2"):
         pc.check_held_out(peer, ours)
     pc.check_held_out(peer, pd.concat([ours, ours.assign(model_id="c")]))
+
+
+def test_the_kit_is_needed_only_to_run_peer_cells(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    def parse(*argv: str) -> argparse.Namespace:
+        monkeypatch.setattr(sys, "argv", ["peer_comparison.py", *argv])
+        return pc.parse_args()
+
+    with pytest.raises(SystemExit):
+        parse("--out", str(tmp_path))
+    assert "needs --peer-kit, --peer-code, --peer-python" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse("--peer-kept-only")
+    assert "needs --out" in capsys.readouterr().err
+    assert parse("--peer-kept-only", "--out", str(tmp_path)).out == tmp_path.resolve()
+    kit = parse("--peer-kit", "kit", "--peer-code", "code", "--peer-python", "py")
+    assert kit.out == (Path("kit") / "out").resolve() and kit.peer_code.is_absolute()
+
+
+def test_the_kept_peer_outputs_cover_every_development_cell() -> None:
+    kept = Path(__file__).resolve().parents[1] / "examples" / "benchmarks" / "peer_table"
+    paths = [(data, pc.peer_path(kept, Path(f"{data}.npz"), split, seed))
+             for data in ("openllm_mmlu", "openllm_arc") for split in ("random", "top")
+             for seed in range(5)]
+    assert all(pc.holds_ks(path, [25, 100]) for _, path in paths)
+    per_seed = pc.peer_per_seed(paths, [25, 100])
+    assert len(per_seed) == 20 * 2 * len(pc.PEER_METHODS)
+    held_out = per_seed.groupby(["data", "split"])["n_test"].unique()
+    assert held_out.map(len).eq(1).all()        # one split size per (data, split)
+    cell = per_seed.query("data == 'openllm_mmlu' and split == 'top' and k == 25")
+    assert cell[cell["method"] == pc.PEER_GP_IRT]["mae_pp"].mean() == pytest.approx(3.72, abs=0.005)

@@ -18,8 +18,11 @@ and minus the peers' gp-IRT, each with the standard error of the per-seed differ
 every seed holds out the same models, so there the errors count the seeds' anchor draws and fits.
 `--kept DIR` reads disco_ray's predictions from `DIR/<data>.parquet` (`dev_table.py`'s or this
 script's) for every method it holds at every requested split, k and seed; `--peer-kept-only`
-runs no peer cell and leaves out those without a kept output (each row counts its seeds). With
-both, the table is redrawn at once from the kept outputs: `--kept <out> --peer-kept-only`.
+runs no peer cell, needs no kit, and leaves out those without a kept output (each row counts
+its seeds). With both, the table is redrawn at once from the kept outputs; the peer outputs of
+the development table's splits and seeds are kept in `examples/benchmarks/peer_table/`:
+    python examples/benchmarks/peer_comparison.py --kept examples/benchmarks/dev_table \
+        --out examples/benchmarks/peer_table --peer-kept-only
 """
 
 from __future__ import annotations
@@ -178,10 +181,9 @@ def check_held_out(peer: pd.DataFrame, our: pd.DataFrame) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--peer-kit", type=Path, required=True, help="the kit's folder")
-    parser.add_argument("--peer-code", type=Path, required=True,
-                        help="a checkout of arubique/disco-public")
-    parser.add_argument("--peer-python", required=True, help="the kit's environment's python")
+    parser.add_argument("--peer-kit", type=Path, help="the kit's folder")
+    parser.add_argument("--peer-code", type=Path, help="a checkout of arubique/disco-public")
+    parser.add_argument("--peer-python", help="the kit's environment's python")
     data_dir = Path("../shared/data/real")
     parser.add_argument("--data", type=Path, nargs="+",
                         default=[data_dir / "openllm_mmlu.npz", data_dir / "openllm_arc.npz"])
@@ -197,8 +199,17 @@ def parse_args() -> argparse.Namespace:
                         help="run no peer cell: leave out those without a kept output")
     parser.add_argument("--workers", type=int, default=1, help="disco_ray cells at once (Ray)")
     args = parser.parse_args()
+    kit = {"--peer-kit": args.peer_kit, "--peer-code": args.peer_code,
+           "--peer-python": args.peer_python}
+    if not args.peer_kept_only and None in kit.values():
+        parser.error(f"running the peer kit needs {', '.join(kit)}. Fix: give them (the kit's "
+                     "README says how to set it up), or --peer-kept-only with --out")
+    if args.out is None and args.peer_kit is None:
+        parser.error("--peer-kept-only without --peer-kit needs --out, the folder of kept peer "
+                     "outputs. Fix: e.g. --out examples/benchmarks/peer_table")
+    if args.peer_kit is not None:
+        args.peer_kit, args.peer_code = args.peer_kit.resolve(), args.peer_code.resolve()
     args.out = (args.out or args.peer_kit / "out").resolve()
-    args.peer_kit, args.peer_code = args.peer_kit.resolve(), args.peer_code.resolve()
     return args
 
 
