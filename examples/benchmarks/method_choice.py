@@ -13,7 +13,7 @@ candidate it prints, in pp:
     flatters it; a one-member stack fits no weights);
   * `held-out` and `bias`: the held-out models' MAE and mean error, which no choice may read.
 
-Usage (from the repository root, with ../shared beside it; about 10 s a fit on 2 cores):
+Usage (from the repository root, with ../shared beside it; about 20 s a cell, 10 min in all):
     python examples/benchmarks/method_choice.py \
         --data ../shared/data/real/openllm_mmlu.npz ../shared/data/real/openllm_arc.npz \
         --split top --ks 25 50 100 --seeds 0 1 2 3 4
