@@ -1,4 +1,5 @@
-"""The dominance count (examples/benchmarks/decile_dominance.py) on hand-checked outcomes."""
+"""The dominance counts of examples/benchmarks/ (decile_dominance.py, dominated_targets.py) on
+hand-checked outcomes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "benchmarks"))
 import decile_dominance  # noqa: E402
+import dominated_targets  # noqa: E402
 
 
 def test_dominance_counts_weaker_models_right_wherever_the_target_is() -> None:
@@ -39,3 +41,18 @@ def test_deciles_split_the_models_by_score_with_edge_ties_above() -> None:
     assert [list(d) for d in deciles] == [[2 * i, 2 * i + 1] for i in range(10)]
     tied = decile_dominance.decile_members(np.array([0.1] * 5 + [0.2] * 5))
     assert sum(len(d) for d in tied) == 10 and len(tied[-1]) == 5
+
+
+def test_dominated_targets_reads_each_targets_dominating_references() -> None:
+    refs = np.array([[1, 1, 0], [1, 0, 1], [1, 1, 1]])
+    targets = np.array([[1, 1, 0],     # dominated by references 0 and 2
+                        [0, 1, 1]])    # dominated by reference 2 only
+    count, excess, bias = dominated_targets.dominated_summary(
+        refs, targets, ref_scores=np.array([0.5, 0.4, 0.6]),
+        ref_predictions=np.array([0.55, 0.4, 0.7]), target_scores=np.array([0.7, 0.65]))
+    assert count == 2
+    assert excess == pytest.approx(100 * ((0.70 - 0.55) + (0.65 - 0.60)) / 2)
+    assert bias == pytest.approx(100 * ((0.625 - 0.55) + (0.70 - 0.60)) / 2)
+    none = dominated_targets.dominated_summary(refs[:2], np.array([[1, 1, 1]]), np.zeros(2),
+                                               np.zeros(2), np.ones(1))
+    assert none[0] == 0 and np.isnan(none[1]) and np.isnan(none[2])

@@ -39,6 +39,13 @@ def decile_members(score: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(decile == d) for d in range(N_DECILES)]
 
 
+def dominates(models: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """[models, targets] bool: the model is right on every anchor the target gets right (rows
+    of 0/1 outcomes on the same anchors)."""
+    misses = (models < 0.5).astype(np.int32) @ (targets >= 0.5).T.astype(np.int32)
+    return misses == 0
+
+
 def dominance(right: np.ndarray, score: np.ndarray, targets: np.ndarray, weaker: np.ndarray
               ) -> tuple[float, float]:
     """(share of `targets` dominated by some `weaker` model, their mean excess in pp).
@@ -46,13 +53,12 @@ def dominance(right: np.ndarray, score: np.ndarray, targets: np.ndarray, weaker:
     `right` is the [M, k] 0/1 matrix of outcomes on the anchors; the excess of a dominated
     target is its full score minus the mean full score of the weaker models dominating it.
     """
-    misses = (right[weaker] < 0.5).astype(np.int32) @ (right[targets] >= 0.5).T.astype(np.int32)
-    dominates = misses == 0                                   # [weaker, targets]
-    counts = dominates.sum(axis=0)
+    dominating = dominates(right[weaker], right[targets])     # [weaker, targets]
+    counts = dominating.sum(axis=0)
     dominated = counts > 0
     if not dominated.any():
         return 0.0, float("nan")
-    mean_dominating = (score[weaker] @ dominates)[dominated] / counts[dominated]
+    mean_dominating = (score[weaker] @ dominating)[dominated] / counts[dominated]
     excess = score[targets][dominated] - mean_dominating
     return float(dominated.mean()), 100 * float(excess.mean())
 

@@ -1,0 +1,95 @@
+"""Held-out models that a reference answers the anchors at least as well as, per method.
+
+On a `top` split, a held-out model is *dominated* when some reference is right on every one of
+the method's anchors that the held-out model gets right (`decile_dominance.dominates`). A
+predictor that never lowers a score for more right answers predicts it no higher than those
+references, so how far it lies above them bounds what the anchors can show. For each method and
+(data, k, seed) this script condenses the references with the method's own settings and prints,
+in pp, means over the seeds:
+
+  * `held-out`: the method's MAE on every held-out model;
+  * `dominated`: how many held-out models a reference dominates;
+  * `excess`: how far those models lie above the mean full score of their dominating
+    references;
+  * `bias`: the method's mean prediction of those dominating references (in-sample: the
+    predictor the method ships) minus their mean score, averaged over the dominated models.
+
+Usage (from the repository root, with ../shared beside it; about 10 s a method and cell):
+    python examples/benchmarks/dominated_targets.py \
+        --data ../shared/data/real/openllm_mmlu.npz ../shared/data/real/openllm_arc.npz \
+        --ks 25 50 100 --seeds 0 1 2 3 4 --methods disco gp_irt
+
+Never point it at the reserved data while developing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from decile_dominance import dominates
+
+from disco_ray.evaluation import model_splits
+from disco_ray.io import read_outputs
+from disco_ray.methods import method_settings
+from disco_ray.outputs import ModelOutputs
+from disco_ray.search import condense
+
+
+def dominated_summary(right_refs: np.ndarray, right_targets: np.ndarray, ref_scores: np.ndarray,
+                      ref_predictions: np.ndarray, target_scores: np.ndarray
+                      ) -> tuple[int, float, float]:
+    """(number of dominated targets, their mean excess, the bias on their dominating references),
+    the last two in pp (NaN when none is dominated)."""
+    dominating = dominates(right_refs, right_targets)            # [references, targets]
+    counts = dominating.sum(axis=0)
+    hit = counts > 0
+    if not hit.any():
+        return 0, float("nan"), float("nan")
+    mean_score = (ref_scores @ dominating)[hit] / counts[hit]
+    mean_prediction = (ref_predictions @ dominating)[hit] / counts[hit]
+    return (int(hit.sum()), 100 * float(np.mean(target_scores[hit] - mean_score)),
+            100 * float(np.mean(mean_prediction - mean_score)))
+
+
+def measure(outputs: ModelOutputs, method: str, k: int, seed: int) -> dict:
+    """One row: the method's held-out MAE and its dominated-target summary on the `top` split."""
+    cut = list(model_splits(outputs, "top", seed + 1))[seed]
+    references, held_out = outputs.take_models(cut.references), outputs.take_models(cut.held_out)
+    bench = condense(references, method_settings(method, k, seed))
+    anchors = references.sample_index(bench.anchor_ids)
+    predict = {name: np.array([p.score for p in bench.predict(models)])
+               for name, models in (("refs", references), ("held_out", held_out))}
+    count, excess, bias = dominated_summary(
+        references.correct_filled()[:, anchors], held_out.correct_filled()[:, anchors],
+        references.scores(), predict["refs"], held_out.scores())
+    return {"data": Path(outputs.source).stem, "k": k, "seed": seed, "method": method,
+            "held-out": 100 * float(np.mean(np.abs(predict["held_out"] - held_out.scores()))),
+            "dominated": count, "of": held_out.n_models, "excess": excess, "bias": bias}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, nargs="+", required=True)
+    parser.add_argument("--ks", type=int, nargs="+", default=[25, 50, 100])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--methods", nargs="+", default=["disco", "gp_irt"])
+    args = parser.parse_args()
+    rows = []
+    for path in args.data:
+        outputs = read_outputs(path)
+        for k in args.ks:
+            for seed in args.seeds:
+                for method in args.methods:
+                    rows.append(measure(outputs, method, k, seed))
+                    print(pd.DataFrame(rows[-1:]).round(2).to_string(index=False), flush=True)
+    table = pd.DataFrame(rows).groupby(["data", "k", "method"], sort=False)[
+        ["held-out", "dominated", "of", "excess", "bias"]].mean()
+    print(table.round(2).reset_index().to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
