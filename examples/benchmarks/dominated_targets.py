@@ -28,11 +28,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from decile_dominance import dominates
+from split_cells import run_cells, split_models
 
-from disco_ray.evaluation import model_splits
-from disco_ray.io import read_outputs
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs
 from disco_ray.search import condense
@@ -56,8 +54,7 @@ def dominated_summary(right_refs: np.ndarray, right_targets: np.ndarray, ref_sco
 
 def measure(outputs: ModelOutputs, method: str, k: int, seed: int) -> dict:
     """One row: the method's held-out MAE and its dominated-target summary on the `top` split."""
-    cut = list(model_splits(outputs, "top", seed + 1))[seed]
-    references, held_out = outputs.take_models(cut.references), outputs.take_models(cut.held_out)
+    references, held_out = split_models(outputs, "top", seed)
     bench = condense(references, method_settings(method, k, seed))
     anchors = references.sample_index(bench.anchor_ids)
     predict = {name: np.array([p.score for p in bench.predict(models)])
@@ -65,7 +62,7 @@ def measure(outputs: ModelOutputs, method: str, k: int, seed: int) -> dict:
     count, excess, bias = dominated_summary(
         references.correct_filled()[:, anchors], held_out.correct_filled()[:, anchors],
         references.scores(), predict["refs"], held_out.scores())
-    return {"data": Path(outputs.source).stem, "k": k, "seed": seed, "method": method,
+    return {"k": k, "seed": seed, "method": method,
             "held-out": 100 * float(np.mean(np.abs(predict["held_out"] - held_out.scores()))),
             "dominated": count, "of": held_out.n_models, "excess": excess, "bias": bias}
 
@@ -78,15 +75,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=["disco", "gp_irt"])
     args = parser.parse_args()
-    rows = []
-    for path in args.data:
-        outputs = read_outputs(path)
-        for k in args.ks:
-            for seed in args.seeds:
-                for method in args.methods:
-                    rows.append(measure(outputs, method, k, seed))
-                    print(pd.DataFrame(rows[-1:]).round(2).to_string(index=False), flush=True)
-    table = pd.DataFrame(rows).groupby(["data", "k", "method"], sort=False)[
+    rows = run_cells(args.data, args.ks, args.seeds, lambda outputs, k, seed: [
+        measure(outputs, method, k, seed) for method in args.methods])
+    table = rows.groupby(["data", "k", "method"], sort=False)[
         ["held-out", "dominated", "of", "excess", "bias"]].mean()
     print(table.round(2).reset_index().to_markdown(index=False))
 

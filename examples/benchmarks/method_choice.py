@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from disco_ray.evaluation import model_splits
-from disco_ray.io import read_outputs
+from split_cells import run_cells, split_models
+
 from disco_ray.methods import GP_IRT, GP_MIRT, method_settings
 from disco_ray.outputs import ModelOutputs
 from disco_ray.search import condense
@@ -49,16 +49,15 @@ def candidate_settings(name: str, k: int, seed: int):
 
 def measure(outputs: ModelOutputs, split: str, k: int, seed: int) -> list[dict]:
     """One row per candidate: its validation errors on the references and its held-out error."""
-    cut = list(model_splits(outputs, split, seed + 1))[seed]
-    references, held_out = outputs.take_models(cut.references), outputs.take_models(cut.held_out)
+    references, held_out = split_models(outputs, split, seed)
     rows = []
     for name in CANDIDATES:
         bench = condense(references, candidate_settings(name, k, seed))
         stack = bench.metamodel
         error = np.array([p.score for p in bench.predict(held_out)]) - held_out.scores()
         residuals = stack.top_residuals_
-        rows.append({"data": Path(outputs.source).stem, "split": split, "k": k, "seed": seed,
-                     "candidate": name, "validation": 100 * stack.validation_mae_,
+        rows.append({"split": split, "k": k, "seed": seed, "candidate": name,
+                     "validation": 100 * stack.validation_mae_,
                      "extrapolation CV": (np.nan if residuals is None
                                           else 100 * float(np.mean(np.abs(residuals)))),
                      "held-out": 100 * float(np.mean(np.abs(error))),
@@ -83,15 +82,9 @@ def main() -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=[25, 50, 100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     args = parser.parse_args()
-    rows = []
-    for path in args.data:
-        outputs = read_outputs(path)
-        for k in args.ks:
-            for seed in args.seeds:
-                rows += measure(outputs, args.split, k, seed)
-                print(pd.DataFrame(rows[-len(CANDIDATES):]).round(2).to_string(index=False),
-                      flush=True)
-    print(summary(pd.DataFrame(rows)).reset_index().to_markdown(index=False))
+    rows = run_cells(args.data, args.ks, args.seeds,
+                     lambda outputs, k, seed: measure(outputs, args.split, k, seed))
+    print(summary(rows).reset_index().to_markdown(index=False))
 
 
 if __name__ == "__main__":
