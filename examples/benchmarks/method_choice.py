@@ -32,6 +32,7 @@ import pandas as pd
 
 from split_cells import run_cells, split_models
 
+from disco_ray.design import CondenseSettings
 from disco_ray.methods import GP_IRT, GP_MIRT, method_settings
 from disco_ray.outputs import ModelOutputs
 from disco_ray.search import condense
@@ -39,7 +40,7 @@ from disco_ray.search import condense
 CANDIDATES = {"disco": None, "gp-IRT, multidimensional": GP_MIRT, "gp-IRT, 1-D": GP_IRT}
 
 
-def candidate_settings(name: str, k: int, seed: int):
+def candidate_settings(name: str, k: int, seed: int) -> CondenseSettings:
     """`disco`'s settings, or `gp_irt`'s anchors with a one-member stack of the given gp-IRT."""
     if CANDIDATES[name] is None:
         return method_settings("disco", k, seed)
