@@ -39,11 +39,16 @@ def decile_members(score: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(decile == d) for d in range(N_DECILES)]
 
 
-def dominates(models: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """[models, targets] bool: the model is right on every anchor the target gets right (rows
-    of 0/1 outcomes on the same anchors)."""
+def dominating_means(models: np.ndarray, targets: np.ndarray, *values: np.ndarray
+                     ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(dominated, means): which targets some model dominates (is right on every anchor the
+    target gets right; rows of 0/1 outcomes on the same anchors), and for each array of
+    per-model `values`, its mean over each dominated target's dominating models."""
     misses = (models < 0.5).astype(np.int32) @ (targets >= 0.5).T.astype(np.int32)
-    return misses == 0
+    dominating = misses == 0                                   # [models, targets]
+    counts = dominating.sum(axis=0)
+    dominated = counts > 0
+    return dominated, [(v @ dominating)[dominated] / counts[dominated] for v in values]
 
 
 def dominance(right: np.ndarray, score: np.ndarray, targets: np.ndarray, weaker: np.ndarray
@@ -53,21 +58,17 @@ def dominance(right: np.ndarray, score: np.ndarray, targets: np.ndarray, weaker:
     `right` is the [M, k] 0/1 matrix of outcomes on the anchors; the excess of a dominated
     target is its full score minus the mean full score of the weaker models dominating it.
     """
-    dominating = dominates(right[weaker], right[targets])     # [weaker, targets]
-    counts = dominating.sum(axis=0)
-    dominated = counts > 0
+    dominated, (mean_score,) = dominating_means(right[weaker], right[targets], score[weaker])
     if not dominated.any():
         return 0.0, float("nan")
-    mean_dominating = (score[weaker] @ dominating)[dominated] / counts[dominated]
-    excess = score[targets][dominated] - mean_dominating
-    return float(dominated.mean()), 100 * float(excess.mean())
+    return float(dominated.mean()), 100 * float(np.mean(score[targets][dominated] - mean_score))
 
 
-def decile_table(correct: np.ndarray, score: np.ndarray, k: int, draws: int,
-                 first_decile: int) -> list[tuple[int, float, float, float, float]]:
-    """Per decile from `first_decile` (1-based): (decile, share, excess, min and max excess
-    over the draws), on `draws` draws of k random anchors (seeds 0 .. draws-1)."""
-    deciles = decile_members(score)
+def decile_table(correct: np.ndarray, score: np.ndarray, deciles: list[np.ndarray], k: int,
+                 draws: int, first_decile: int) -> list[tuple[int, float, float, float, float]]:
+    """Per decile from `first_decile` (1-based) of `deciles` (`decile_members(score)`):
+    (decile, share, excess, min and max excess over the draws), on `draws` draws of k random
+    anchors (seeds 0 .. draws-1)."""
     per_draw = np.array([[dominance(correct[:, anchors], score, deciles[d],
                                     np.concatenate(deciles[:d]))
                           for d in range(first_decile - 1, N_DECILES)]
@@ -95,8 +96,8 @@ def main() -> None:
         score, correct = outputs.scores(), outputs.correct_filled()
         deciles = decile_members(score)
         for k in args.ks:
-            for decile, share, excess, low, high in decile_table(correct, score, k, args.draws,
-                                                                 args.first_decile):
+            rows = decile_table(correct, score, deciles, k, args.draws, args.first_decile)
+            for decile, share, excess, low, high in rows:
                 members = score[deciles[decile - 1]]
                 print(f"| {path.stem} | {decile} | {100 * members.min():.1f}-"
                       f"{100 * members.max():.1f} | {k} | {share:.2f} | {excess:+.2f} | "

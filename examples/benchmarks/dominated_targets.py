@@ -1,7 +1,7 @@
 """Held-out models that a reference answers the anchors at least as well as, per method.
 
 On a `top` split, a held-out model is *dominated* when some reference is right on every one of
-the method's anchors that the held-out model gets right (`decile_dominance.dominates`). A
+the method's anchors that the held-out model gets right (`decile_dominance.dominating_means`). A
 predictor that never lowers a score for more right answers predicts it no higher than those
 references, so how far it lies above them bounds what the anchors can show. For each method and
 (data, k, seed) this script condenses the references with the method's own settings and prints,
@@ -28,7 +28,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from decile_dominance import dominates
+from decile_dominance import dominating_means
 from split_cells import run_cells, split_models
 
 from disco_ray.methods import method_settings
@@ -41,13 +41,10 @@ def dominated_summary(right_refs: np.ndarray, right_targets: np.ndarray, ref_sco
                       ) -> tuple[int, float, float]:
     """(number of dominated targets, their mean excess, the bias on their dominating references),
     the last two in pp (NaN when none is dominated)."""
-    dominating = dominates(right_refs, right_targets)            # [references, targets]
-    counts = dominating.sum(axis=0)
-    hit = counts > 0
+    hit, (mean_score, mean_prediction) = dominating_means(right_refs, right_targets,
+                                                          ref_scores, ref_predictions)
     if not hit.any():
         return 0, float("nan"), float("nan")
-    mean_score = (ref_scores @ dominating)[hit] / counts[hit]
-    mean_prediction = (ref_predictions @ dominating)[hit] / counts[hit]
     return (int(hit.sum()), 100 * float(np.mean(target_scores[hit] - mean_score)),
             100 * float(np.mean(mean_prediction - mean_score)))
 
