@@ -56,3 +56,25 @@ def test_dominated_targets_reads_each_targets_dominating_references() -> None:
     none = dominated_targets.dominated_summary(refs[:2], np.array([[1, 1, 1]]), np.zeros(2),
                                                np.zeros(2), np.ones(1))
     assert none[0] == 0 and np.isnan(none[1]) and np.isnan(none[2])
+
+
+def test_monotone_bound_reads_each_targets_weakest_dominating_reference() -> None:
+    refs = np.array([[1, 1, 0], [1, 0, 1], [1, 1, 1]])
+    targets = np.array([[1, 1, 0],     # dominated by references 0 (0.5) and 2 (0.6)
+                        [0, 1, 1],     # dominated by reference 2 only, and below it
+                        [1, 1, 1]])    # dominated by reference 2, 0.2 above it
+    bound = dominated_targets.monotone_bound(refs, targets, np.array([0.5, 0.4, 0.6]),
+                                             np.array([0.7, 0.55, 0.8]))
+    assert bound == pytest.approx(100 * ((0.7 - 0.5) + 0.0 + (0.8 - 0.6)) / 3)
+    undominated = dominated_targets.monotone_bound(refs[:2], np.array([[1, 1, 1]]),
+                                                   np.array([0.5, 0.4]), np.array([0.9]))
+    assert undominated == 0.0
+
+
+def test_strongest_tenth_excess_compares_the_top_references_with_weaker_ones() -> None:
+    scores = np.linspace(0.3, 0.7, 20)
+    right = np.zeros((20, 4))
+    right[:18, :2] = 1                  # the weaker 18 are right on anchors 0 and 1
+    right[18:, 0] = 1                   # the strongest two only on anchor 0: all dominate them
+    excess = dominated_targets.strongest_tenth_excess(right, scores)
+    assert excess == pytest.approx(100 * (scores[18:].mean() - scores[:18].mean()))

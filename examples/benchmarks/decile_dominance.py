@@ -39,13 +39,18 @@ def decile_members(score: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(decile == d) for d in range(N_DECILES)]
 
 
+def dominates(models: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """[models, targets] bool: the model is right on every anchor the target gets right (rows of
+    0/1 outcomes on the same anchors)."""
+    misses = (models < 0.5).astype(np.int32) @ (targets >= 0.5).T.astype(np.int32)
+    return misses == 0
+
+
 def dominating_means(models: np.ndarray, targets: np.ndarray, *values: np.ndarray
                      ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(dominated, means): which targets some model dominates (is right on every anchor the
-    target gets right; rows of 0/1 outcomes on the same anchors), and for each array of
-    per-model `values`, its mean over each dominated target's dominating models."""
-    misses = (models < 0.5).astype(np.int32) @ (targets >= 0.5).T.astype(np.int32)
-    dominating = misses == 0                                   # [models, targets]
+    """(dominated, means): which targets some model dominates (`dominates`), and for each array
+    of per-model `values`, its mean over each dominated target's dominating models."""
+    dominating = dominates(models, targets)
     counts = dominating.sum(axis=0)
     dominated = counts > 0
     return dominated, [(v @ dominating)[dominated] / counts[dominated] for v in values]
