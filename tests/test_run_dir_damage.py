@@ -112,7 +112,7 @@ def test_a_full_disk_stops_a_run_with_one_line_naming_the_file(ray_session, tmp_
 
 
 def test_a_full_disk_stops_condense_with_one_line_naming_the_directory(tmp_path, capsys,
-                                                                      monkeypatch):
+                                                                       monkeypatch):
     write_outputs(synthetic_population(n_models=12, n_samples=50), tmp_path / "refs.parquet")
     monkeypatch.setattr("disco_ray.io.parquet.pq.write_table", write_to_full_disk)
     bench = tmp_path / "bench"
@@ -151,9 +151,16 @@ def start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
     env = {**os.environ, "RAY_AUTH_MODE": "disabled",
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     env.pop("RAY_ADDRESS", None)
-    run = subprocess.Popen([sys.executable, "-m", "disco_ray", "run", str(config), "--output",
-                            str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, start_new_session=True)
+    # A shell without job control starts a background job (CI, say) with SIGINT ignored, and a
+    # child inherits that. A Python handler at fork is reset to the default at exec instead: the
+    # run gets Ctrl-C as a terminal's foreground job does.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        run = subprocess.Popen([sys.executable, "-m", "disco_ray", "run", str(config),
+                                "--output", str(out)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 240
     while not list(trace.glob("*.scoring")):
         if run.poll() is not None or time.monotonic() > deadline:
