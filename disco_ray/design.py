@@ -44,7 +44,7 @@ class AnchorDesign:
             raise ValueError(f"unknown anchor design {self.kind}-{self.score}. Fix: use "
                              f"{DESIGN_HELP}")
         if self.guiding is not None and (self.kind not in ("top", "stratified")
-                                          or self.guiding < 2):
+                                         or self.guiding < 2):
             raise ValueError(f"anchor design {self.name}: guiding={self.guiding}. Fix: a "
                              "guiding subset of at least 2 models, for top or stratified only")
 

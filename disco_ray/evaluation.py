@@ -48,9 +48,9 @@ def model_splits(outputs: ModelOutputs, split: str, seeds: int,
 
     `random`: 20% of models held out per seed (leave-one-model-out, each model once, when there
     are fewer than `leave_one_out_below` models; model i then draws its anchors with seed i mod
-    `seeds`, so one lucky or unlucky anchor draw is not shared by every held-out model). `top`: the strongest
-    10% held out (at least 2), the same models for every seed. `chronological`: the newest
-    10%, by the `model_dates` in the outputs' meta.
+    `seeds`, so one lucky or unlucky anchor draw is not shared by every held-out model). `top`:
+    the strongest 10% held out (at least 2), the same models for every seed. `chronological`:
+    the newest 10%, by the `model_dates` in the outputs' meta.
     """
     m = outputs.n_models
     if split == "random":

@@ -204,8 +204,8 @@ def test_cuda_bfloat16_keeps_the_float32_choice(model_dir, samples, reference):
     backend.close()
 
 
-def test_a_checkpoint_on_object_storage_is_staged_loaded_and_removed(model_dir, samples,
-                                                                   reference, tmp_path):
+def test_a_checkpoint_on_object_storage_is_staged_loaded_and_removed(
+        model_dir, samples, reference, tmp_path):
     """A `file://` URI takes the path an `s3://` one does (pyarrow.fs): copied under the staging
     root, loaded, deleted; the scores are those of the local checkpoint."""
     stage = tmp_path / "stage"

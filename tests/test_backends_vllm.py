@@ -1,5 +1,6 @@
 """The `vllm` backend without vLLM: request building, output parsing, engine arguments (tensor
-parallel > 1 included, against stand-ins for vLLM's classes). The real engine: tests/test_vllm_cpu.py
+parallel > 1 included, against stand-ins for vLLM's classes). The real engine:
+tests/test_vllm_cpu.py
 (vLLM's CPU build, CI's vLLM step) and, on GPU images, the CUDA test below."""
 
 from __future__ import annotations

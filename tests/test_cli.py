@@ -47,8 +47,8 @@ def test_evaluate_json_lines(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     rows = [json.loads(line, parse_constant=_reject) for line in lines]
     assert len(rows) == 4
-    assert {(r["method"], r["k"]) for r in rows} == {(m, k) for m in ("random_direct", "jsd_rf")
-                                                   for k in (5, 10)}
+    assert {(r["method"], r["k"]) for r in rows} == {
+        (m, k) for m in ("random_direct", "jsd_rf") for k in (5, 10)}
     for row in rows:
         assert {"method", "k", "split", "mae_pp", "spearman", "kendall", "max_error_pp",
                 "coverage90"} <= set(row)

@@ -215,15 +215,16 @@ def traced_run_files(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 def test_run_survives_losing_a_node_while_its_actor_scores(autoscaling_head, clean_run,
-                                                          tmp_path):
+                                                           tmp_path):
     head = autoscaling_head
     trace, config, output = traced_run_files(tmp_path)
     with ClusterWatch(head) as watch:
         watch.wait_for(no_gpu_nodes, 120)
         run = disco_ray_run(config, output, env_with_tests(head.env), head.gcs_address)
         scoring = wait_for_scoring(trace)
-        raylets = [pid for pid in processes(f"--node_id={scoring['node_id']}")
-                   if "raylet" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()]
+        programs = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+                    for pid in processes(f"--node_id={scoring['node_id']}")}
+        raylets = [pid for pid, program in programs.items() if "raylet" in program]
         assert len(raylets) == 1, raylets
         os.kill(raylets[0], signal.SIGKILL)                    # the node is gone
         lost_at = time.monotonic() - watch.started

@@ -170,7 +170,8 @@ def test_submit_script_token_auth_and_defaults(tmp_path):
     token_dir = tmp_path / "home" / ".disco_ray"
     token_dir.mkdir(parents=True)
     (token_dir / "auth_token").write_text("0" * 64)
-    result = _run_submit(tmp_path, "cluster/runtime_env.yaml", env_extra={"RAY_ADDRESS": "http://x:8265"})
+    result = _run_submit(tmp_path, "cluster/runtime_env.yaml",
+                         env_extra={"RAY_ADDRESS": "http://x:8265"})
     assert result.returncode == 0, result.stderr
     assert f"AUTH_MODE=token TOKEN_PATH={token_dir / 'auth_token'}" in result.stdout
     argv = next(line for line in result.stdout.splitlines() if line.startswith("ARGV")).split()

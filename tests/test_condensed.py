@@ -52,7 +52,7 @@ def test_a_saved_disco_benchmark_keeps_fitted_data_out_of_its_manifest(tmp_path,
 
 
 @pytest.mark.parametrize("method, name, shape, dims", [("disco", "irt", [1, None], 1),
-                                                     ("gp_irt", "mirt", [3, 0.5], 3)])
+                                                       ("gp_irt", "mirt", [3, 0.5], 3)])
 def test_an_irt_setup_is_saved_and_reloaded(tmp_path, population, monkeypatch, method, name,
                                             shape, dims):
     """`disco` keeps the classic 1-D setup, `gp_irt` the multidimensional one ([k, D]

@@ -66,7 +66,7 @@ def test_at_most_max_in_flight_cells_run_at_once(ray_session, tmp_path, monkeypa
 
 
 def test_a_failing_cell_raises_its_own_error_and_stops_the_rest(ray_session, tmp_path,
-                                                                 monkeypatch):
+                                                                monkeypatch):
     """A cell that fails in its task raises the original exception type, with its message;
     the cells not yet started never start."""
     monkeypatch.setattr(ray_evaluation, "predict_cell", _recording(tmp_path))

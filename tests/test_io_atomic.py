@@ -62,8 +62,8 @@ def test_an_earlier_result_holding_the_users_files_is_not_replaced(tmp_path):
     assert (folder / "manifest.json").read_text() == "{}"
 
 
-def test_a_replacement_interrupted_between_its_renames_loses_neither_result(tmp_path,
-                                                                           monkeypatch):
+def test_a_replacement_interrupted_between_its_renames_loses_neither_result(
+        tmp_path, monkeypatch):
     """The old result is renamed aside whole, never deleted file by file before the new one is
     in place: if renaming the new one in fails, the old one is put back."""
     folder = tmp_path / "bench"

@@ -52,7 +52,8 @@ def test_shape_is_chosen_per_anchor_set_on_references_left_out_of_the_fit():
     _, _, _, y1 = _simulate(1200, 100, dims=1, seed=6)
     anchors = np.arange(0, 100, 4)
     others = np.setdiff1d(np.arange(100), anchors)
-    three, one = fit_reference_irt(y3, candidates=MULTIDIM), fit_reference_irt(y1, candidates=MULTIDIM)
+    three = fit_reference_irt(y3, candidates=MULTIDIM)
+    one = fit_reference_irt(y1, candidates=MULTIDIM)
     assert set(three["without_validation"]) == set(MULTIDIM)
     # the validation sets: a random fifth and the strongest tenth, both outside every fit
     assert len(three["held_out"]) == 240 and len(three["strongest"]) == 120

@@ -145,7 +145,7 @@ def test_benchmark_loader_uses_lm_eval_defaults(monkeypatch):
     task = load_task("ARC_Challenge", limit=3)
     assert calls == [("allenai/ai2_arc", "ARC-Challenge", "test")]
     assert (task.name, task.metric, task.sample_ids) == ("arc_challenge", "acc_norm",
-                                                          ["0", "1", "2"])
+                                                         ["0", "1", "2"])
     assert load_hf_task("arc_challenge", split="validation", metric="acc").metric == "acc"
     assert calls[-1][2] == "validation"
 

@@ -95,8 +95,8 @@ class HFBackend:
             spec.path, trust_remote_code=spec.trust_remote_code, revision=revision,
             dtype=_dtype(options.get("dtype", "auto"), self.device, torch)).to(self.device)
         self.model.eval()
-        self.max_length = int(options.get("max_length") or _context_size(self.model,
-                                                                          self.tokenizer))
+        self.max_length = int(options.get("max_length")
+                              or _context_size(self.model, self.tokenizer))
         self._encode = tokenizer_encoder(self.tokenizer, bool(options.get("add_bos_token")))
         self._pad_id = _pad_id(self.tokenizer)
         self._can_trim = "logits_to_keep" in inspect.signature(self.model.forward).parameters

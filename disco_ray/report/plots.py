@@ -225,8 +225,8 @@ def disagreement_plot(scores: np.ndarray, anchor_mask: np.ndarray, score_name: s
     ax.hist(scores[anchor_mask], bins=bins, color=ANCHOR,
             label=f"anchors ({int(anchor_mask.sum())})")
     ax.set(xlabel=f"{score_name} over the reference models (higher = more disagreement)",
-           ylabel="samples", title="Where the anchors lie in the disagreement "
-                                                 "distribution")
+           ylabel="samples",
+           title="Where the anchors lie in the disagreement distribution")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)

@@ -82,7 +82,7 @@ def check_backends(source: str, specs: list[ModelSpec]) -> None:
 
 
 def evaluate_full_task(state: RunState, task: Task, references: list[ModelSpec],
-                        targets: list[ModelSpec]) -> dict[str, Path]:
+                       targets: list[ModelSpec]) -> dict[str, Path]:
     """References (and, for a true score, targets) on every sample; their parts by name."""
     jobs = [(s, state.cache("references")) for s in references]
     if state.config.targets.compute_true_score:
@@ -92,7 +92,7 @@ def evaluate_full_task(state: RunState, task: Task, references: list[ModelSpec],
 
 
 def evaluate_targets(state: RunState, task: Task, bench: CondensedBenchmark,
-                      targets: list[ModelSpec], full_parts: dict[str, Path]) -> dict[str, Path]:
+                     targets: list[ModelSpec], full_parts: dict[str, Path]) -> dict[str, Path]:
     """Targets without full-task outputs run on the anchors only; every target's part. Full-task
     outputs an earlier run cached (with compute_true_score) hold the anchors: they are used."""
     cache, n_choices = state.cache("targets"), choice_count(task)

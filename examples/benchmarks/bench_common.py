@@ -52,8 +52,8 @@ def tiny_checkpoints(directory: Path, count: int, n_layer: int, n_embd: int,
                      device: str = "cpu", options: dict | None = None) -> list[ModelSpec]:
     """`count` tiny GPT-2 checkpoints (built once under `directory`) as hf specs on `device`;
     `options` are the hf backend's (default: batch_size 16)."""
-    return [ModelSpec(f"ckpt-{seed}", "hf", str(build_once(directory / f"ckpt-{seed}", seed,
-                                                            n_layer, n_embd)),
+    return [ModelSpec(f"ckpt-{seed}", "hf",
+                      str(build_once(directory / f"ckpt-{seed}", seed, n_layer, n_embd)),
                       device=device, options=dict(options or {"batch_size": 16}))
             for seed in range(count)]
 
@@ -77,8 +77,8 @@ def timed_evaluation(specs: Sequence[ModelSpec], samples: Sequence[MCSample],
                      batch_size: int = 128) -> tuple[float, list[ModelRun]]:
     """Wall seconds to score `samples` with every model (actors started, loaded, killed)."""
     start = time.perf_counter()
-    runs = evaluate_models(specs, samples, ResourcesConfig(cpus_per_model=1,
-                                                          batch_size=batch_size),
+    runs = evaluate_models(specs, samples,
+                           ResourcesConfig(cpus_per_model=1, batch_size=batch_size),
                            lambda spec, values: None, progress=False)
     failed = {r.name: r.error for r in runs if r.error}
     if failed:

@@ -35,7 +35,8 @@ SMOKE_TASK = ROOT / "configs" / "data" / "smoke_task.jsonl"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes per backend and format")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed passes per backend and format")
     parser.add_argument("--cache", type=Path, default=None,
                         help="folder for the converted SmolLM2 (default: a temporary one)")
     return parser.parse_args()
