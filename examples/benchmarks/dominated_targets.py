@@ -17,7 +17,7 @@ with the method's own settings and prints, in pp, means over the seeds:
     for more right answers and is exact on the references: it predicts a dominated model at
     most its weakest dominating reference's score (models no reference dominates count 0);
   * `refs' top excess`: the `excess` of the references' own strongest tenth over the weaker
-    references that dominate them, the most a validation inside the references can see.
+    references that dominate them: what a validation inside the references sees of it.
 
 Usage (from the repository root, with ../shared beside it; about 10 s a method and cell):
     python examples/benchmarks/dominated_targets.py \
