@@ -17,6 +17,7 @@ from scipy.stats import kendalltau, norm, spearmanr
 from tqdm.auto import tqdm
 
 from disco_ray.condensed import Prediction
+from disco_ray.metamodels.stack import strongest_rows
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs
 from disco_ray.search import MIN_REFERENCES, condense
@@ -76,10 +77,9 @@ def model_splits(outputs: ModelOutputs, split: str, seeds: int,
                              f"{m} models. Fix: give one date per model, in model order")
     else:
         raise ValueError(f"unknown split '{split}'. Fix: use one of {', '.join(SPLITS)}")
-    n_out = max(2, int(round(TOP_HOLDOUT * m)))
-    order = np.argsort(key, kind="stable")
+    references, held_out = strongest_rows(key, TOP_HOLDOUT)
     for seed in range(seeds):
-        yield Split(split, seed, np.sort(order[:-n_out]), np.sort(order[-n_out:]))
+        yield Split(split, seed, references, held_out)
 
 
 def prediction_frame(predictions: Sequence[Prediction], true: np.ndarray) -> pd.DataFrame:

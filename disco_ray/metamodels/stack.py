@@ -68,6 +68,15 @@ TOP_FRACTION = 0.1   # the share of the strongest references the extrapolation C
 MIN_TOP = 10   # the fewest held-out strongest references that calibrate extrapolation
 
 
+def strongest_rows(key: np.ndarray, fraction: float = TOP_FRACTION
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(the rest, the strongest `fraction` of the rows by `key`, at least 2), each in row order;
+    ties keep row order."""
+    n_top = max(2, int(round(fraction * len(key))))
+    order = np.argsort(key, kind="stable")
+    return np.sort(order[:-n_top]), np.sort(order[-n_top:])
+
+
 class StackedMetamodel(RegressorMixin, BaseEstimator):
     """DISCO's metamodel: a convex stack of out-of-fold-validated members, a second stack, of
     the members that can extrapolate, for targets beyond the references, and the routing and
@@ -147,9 +156,7 @@ class StackedMetamodel(RegressorMixin, BaseEstimator):
         only the extrapolating ones (the IRT setups they read stay those of every reference);
         P is None with fewer than 5 models left to fit on."""
         ext = np.flatnonzero(self.extrapolating_)
-        n_top = max(2, int(round(TOP_FRACTION * len(y))))
-        order = np.argsort(y, kind="stable")
-        inner, top = np.sort(order[:-n_top]), np.sort(order[-n_top:])
+        inner, top = strongest_rows(y)
         calibrated = len(inner) >= 5 and len(top) >= MIN_TOP
         if len(inner) < 5:
             return inner, top, calibrated, None

@@ -36,7 +36,8 @@ import numpy as np
 from decile_dominance import dominance, dominates, dominating_means
 from split_cells import run_cells, split_models
 
-from disco_ray.evaluation import SPLITS, TOP_HOLDOUT
+from disco_ray.evaluation import SPLITS
+from disco_ray.metamodels.stack import strongest_rows
 from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs
 from disco_ray.search import condense
@@ -66,11 +67,11 @@ def monotone_bound(right_refs: np.ndarray, right_targets: np.ndarray, ref_scores
 
 
 def strongest_tenth_excess(right_refs: np.ndarray, ref_scores: np.ndarray) -> float:
-    """The mean excess (pp) of the references' strongest tenth over the weaker references that
-    dominate them (NaN when none is dominated)."""
-    order = np.argsort(ref_scores, kind="stable")
-    n_top = max(2, int(round(TOP_HOLDOUT * len(order))))
-    return dominance(right_refs, ref_scores, order[-n_top:], order[:-n_top])[1]
+    """The mean excess (pp) of the references' strongest tenth (the rows the stack's
+    extrapolation CV holds out) over the weaker references that dominate them (NaN when none is
+    dominated)."""
+    weaker, strongest = strongest_rows(ref_scores)
+    return dominance(right_refs, ref_scores, strongest, weaker)[1]
 
 
 def measure(outputs: ModelOutputs, split: str, method: str, k: int, seed: int) -> dict:
