@@ -1,0 +1,73 @@
+"""The README's Results section agrees with the kept development table
+(`examples/benchmarks/dev_table/<data>.csv`): every MAE in its table, its counts of the cells
+where `disco` and `disco_frontier` are lowest, and the coverage of `disco`'s intervals."""
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_TABLE = ROOT / "examples" / "benchmarks" / "dev_table"
+COLUMNS = ("random_direct", "random_rf", "gp_irt", "jsd_rf", "disco")
+ROW_SPLITS = {"random 20% held out": "random", "strongest 10% held out": "top",
+              "leave-one-out": "random"}
+DATA = ("openllm_mmlu", "openllm_arc", "mmlu_pro_29")
+
+
+def results_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split("## Results", 1)[1].split("\n## ", 1)[0]
+
+
+def kept_table() -> pd.DataFrame:
+    return pd.concat([pd.read_csv(DEV_TABLE / f"{data}.csv") for data in DATA])
+
+
+def readme_rows() -> list[tuple[str, str, list[float]]]:
+    """(data, split, MAE per column) for each row of the README's k = 100 table."""
+    rows = []
+    for line in results_section().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 1 + len(COLUMNS) or not cells[0].startswith(DATA):
+            continue
+        data, described = cells[0].split(", ", 1)
+        rows.append((data, ROW_SPLITS[described], [float(cell) for cell in cells[1:]]))
+    return rows
+
+
+def test_the_readme_table_has_a_row_per_data_set_and_split():
+    assert [(data, split) for data, split, _ in readme_rows()] == [
+        ("openllm_mmlu", "random"), ("openllm_mmlu", "top"), ("openllm_arc", "random"),
+        ("openllm_arc", "top"), ("mmlu_pro_29", "random")]
+
+
+@pytest.mark.parametrize("data,split,maes", readme_rows())
+def test_each_readme_mae_is_the_kept_tables_at_k_100(data: str, split: str, maes: list[float]):
+    table = kept_table()
+    cell = table[(table.data == data) & (table.split == split) & (table.k == 100)]
+    kept = cell.set_index("method").loc[list(COLUMNS), "mae_pp"].round(2).tolist()
+    assert kept == maes
+
+
+def test_the_readme_counts_the_cells_where_disco_is_lowest():
+    wide = kept_table().pivot_table(index=["data", "split", "k"], columns="method",
+                                    values="mae_pp")
+    lowest = int((wide.drop(columns="disco_frontier").idxmin(axis=1) == "disco").sum())
+    frontier_lower = int((wide.disco_frontier < wide.disco).sum())
+    frontier_lowest = int((wide.idxmin(axis=1) == "disco_frontier").sum())
+    prose = " ".join(results_section().split())
+    claim = re.search(r"in (\d+) of the (\d+) \(data x split x k\) cells", prose)
+    assert claim, "README no longer states how many cells disco is lowest in"
+    assert (lowest, len(wide)) == (int(claim[1]), int(claim[2]))
+    assert (f"`disco_frontier` is lower than `disco` in {frontier_lower} of the {len(wide)} cells"
+            in prose)
+    assert f"the lowest of all in {frontier_lowest}." in prose
+
+
+def test_the_readme_states_the_coverage_of_discos_intervals_on_the_large_random_splits():
+    table = kept_table()
+    coverage = table[(table.method == "disco") & (table.split == "random")
+                     & table.data.isin(["openllm_mmlu", "openllm_arc"])].coverage90
+    prose = " ".join(results_section().split())
+    assert f"intervals cover {coverage.min():.3f}-{coverage.max():.3f} of held-out models" in prose
