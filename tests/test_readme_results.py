@@ -1,6 +1,8 @@
 """The README's Results section agrees with the kept development table
 (`examples/benchmarks/dev_table/<data>.csv`): every MAE in its table, its counts of the cells
-where `disco` and `disco_frontier` are lowest, and the coverage of `disco`'s intervals."""
+where `disco` and `disco_frontier` are lowest, and the coverage of `disco`'s intervals; and its
+count of the reserved data sets' random cells where `disco` is lowest
+(`examples/benchmarks/reserved_check/<data>.csv`)."""
 import re
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_TABLE = ROOT / "examples" / "benchmarks" / "dev_table"
+RESERVED = ROOT / "examples" / "benchmarks" / "reserved_check"
 COLUMNS = ("random_direct", "random_rf", "gp_irt", "jsd_rf", "disco")
 ROW_SPLITS = {"random 20% held out": "random", "strongest 10% held out": "top",
               "leave-one-out": "random"}
@@ -20,8 +23,15 @@ def results_section() -> str:
     return text.split("## Results", 1)[1].split("\n## ", 1)[0]
 
 
-def kept_table() -> pd.DataFrame:
-    return pd.concat([pd.read_csv(DEV_TABLE / f"{data}.csv") for data in DATA])
+def kept_table(folder: Path = DEV_TABLE) -> pd.DataFrame:
+    return pd.concat([pd.read_csv(path) for path in sorted(folder.glob("*.csv"))])
+
+
+def cells_where_disco_is_lowest(table: pd.DataFrame) -> pd.Series:
+    """Per (data, split, k): whether `disco` has the least MAE among all methods but its variant
+    `disco_frontier`."""
+    wide = table.pivot_table(index=["data", "split", "k"], columns="method", values="mae_pp")
+    return wide.drop(columns="disco_frontier").idxmin(axis=1) == "disco"
 
 
 def readme_rows() -> list[tuple[str, str, list[float]]]:
@@ -51,9 +61,9 @@ def test_each_readme_mae_is_the_kept_tables_at_k_100(data: str, split: str, maes
 
 
 def test_the_readme_counts_the_cells_where_disco_is_lowest():
-    wide = kept_table().pivot_table(index=["data", "split", "k"], columns="method",
-                                    values="mae_pp")
-    lowest = int((wide.drop(columns="disco_frontier").idxmin(axis=1) == "disco").sum())
+    table = kept_table()
+    wide = table.pivot_table(index=["data", "split", "k"], columns="method", values="mae_pp")
+    lowest = int(cells_where_disco_is_lowest(table).sum())
     frontier_lower = int((wide.disco_frontier < wide.disco).sum())
     frontier_lowest = int((wide.idxmin(axis=1) == "disco_frontier").sum())
     prose = " ".join(results_section().split())
@@ -71,3 +81,14 @@ def test_the_readme_states_the_coverage_of_discos_intervals_on_the_large_random_
                      & table.data.isin(["openllm_mmlu", "openllm_arc"])].coverage90
     prose = " ".join(results_section().split())
     assert f"intervals cover {coverage.min():.3f}-{coverage.max():.3f} of held-out models" in prose
+
+
+def test_the_readme_counts_the_reserved_random_cells_where_disco_is_lowest():
+    lowest = cells_where_disco_is_lowest(kept_table(RESERVED)).xs("random", level="split")
+    per_data = lowest.groupby(level="data").agg(["sum", "size"])
+    large = per_data.drop(index="alpacaeval_60").sum()
+    prose = " ".join(results_section().split())
+    assert (f"(Winogrande, GSM8K, TruthfulQA) `disco` is the lowest in all {large['size']} cells"
+            in prose) and large["sum"] == large["size"]
+    small = per_data.loc["alpacaeval_60"]
+    assert f"(AlpacaEval, 60 models) in {small['sum']} of {small['size']}." in prose
