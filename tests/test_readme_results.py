@@ -1,8 +1,8 @@
-"""The README's Results section agrees with the kept development table
-(`examples/benchmarks/dev_table/<data>.csv`): every MAE in its table, its counts of the cells
-where `disco` and `disco_frontier` are lowest, and the coverage of `disco`'s intervals; and its
-count of the reserved data sets' random cells where `disco` is lowest
-(`examples/benchmarks/reserved_check/<data>.csv`)."""
+"""The README's Results and Limits sections agree with the kept tables: the development table
+(`examples/benchmarks/dev_table/<data>.csv`) for every MAE in the Results table, the counts of the
+cells where `disco` and `disco_frontier` are lowest and the coverage of `disco`'s and `gp_irt`'s
+intervals; the reserved check (`examples/benchmarks/reserved_check/<data>.csv`) for its count of
+the random cells where `disco` is lowest."""
 import re
 from pathlib import Path
 
@@ -18,9 +18,19 @@ ROW_SPLITS = {"random 20% held out": "random", "strongest 10% held out": "top",
 DATA = ("openllm_mmlu", "openllm_arc", "mmlu_pro_29")
 
 
-def results_section() -> str:
+def readme_section(title: str) -> str:
+    """The text of the README's section `## title`, up to the next section."""
     text = (ROOT / "README.md").read_text()
-    return text.split("## Results", 1)[1].split("\n## ", 1)[0]
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def results_section() -> str:
+    return readme_section("Results")
+
+
+def prose(section: str) -> str:
+    """The section with every run of whitespace as one space, so that a reflow keeps it equal."""
+    return " ".join(section.split())
 
 
 def kept_table(folder: Path = DEV_TABLE) -> pd.DataFrame:
@@ -66,29 +76,39 @@ def test_the_readme_counts_the_cells_where_disco_is_lowest():
     lowest = int(cells_where_disco_is_lowest(table).sum())
     frontier_lower = int((wide.disco_frontier < wide.disco).sum())
     frontier_lowest = int((wide.idxmin(axis=1) == "disco_frontier").sum())
-    prose = " ".join(results_section().split())
-    claim = re.search(r"in (\d+) of the (\d+) \(data x split x k\) cells", prose)
+    text = prose(results_section())
+    claim = re.search(r"in (\d+) of the (\d+) \(data x split x k\) cells", text)
     assert claim, "README no longer states how many cells disco is lowest in"
     assert (lowest, len(wide)) == (int(claim[1]), int(claim[2]))
     assert (f"`disco_frontier` is lower than `disco` in {frontier_lower} of the {len(wide)} cells"
-            in prose)
-    assert f"the lowest of all in {frontier_lowest}." in prose
+            in text)
+    assert f"the lowest of all in {frontier_lowest}." in text
 
 
 def test_the_readme_states_the_coverage_of_discos_intervals_on_the_large_random_splits():
     table = kept_table()
     coverage = table[(table.method == "disco") & (table.split == "random")
                      & table.data.isin(["openllm_mmlu", "openllm_arc"])].coverage90
-    prose = " ".join(results_section().split())
-    assert f"intervals cover {coverage.min():.3f}-{coverage.max():.3f} of held-out models" in prose
+    text = prose(results_section())
+    assert f"intervals cover {coverage.min():.3f}-{coverage.max():.3f} of held-out models" in text
 
 
 def test_the_readme_counts_the_reserved_random_cells_where_disco_is_lowest():
     lowest = cells_where_disco_is_lowest(kept_table(RESERVED)).xs("random", level="split")
     per_data = lowest.groupby(level="data").agg(["sum", "size"])
     large = per_data.drop(index="alpacaeval_60").sum()
-    prose = " ".join(results_section().split())
+    text = prose(results_section())
     assert (f"(Winogrande, GSM8K, TruthfulQA) `disco` is the lowest in all {large['size']} cells"
-            in prose) and large["sum"] == large["size"]
+            in text) and large["sum"] == large["size"]
     small = per_data.loc["alpacaeval_60"]
-    assert f"(AlpacaEval, 60 models) in {small['sum']} of {small['size']}." in prose
+    assert f"(AlpacaEval, 60 models) in {small['sum']} of {small['size']}." in text
+
+
+def test_the_readme_limits_state_the_coverage_of_gp_irt_with_few_references():
+    table = kept_table()
+    few = table[(table.data == "mmlu_pro_29") & (table.split == "random")]
+    coverage = few.groupby("method").coverage90.agg(["min", "max"]).round(2)
+    text = prose(readme_section("Limits"))
+    gp_irt, random_gp_irt = coverage.loc["gp_irt"], coverage.loc["random_gp_irt"]
+    assert (f"cover {gp_irt['min']:.2f}-{gp_irt['max']:.2f} of held-out models "
+            f"(`random_gp_irt`'s {random_gp_irt['min']:.2f}-{random_gp_irt['max']:.2f})") in text
