@@ -1,10 +1,11 @@
 """The README's first command: `disco-ray run` with no arguments prints what the README shows,
 each number within one unit of its last digit (the README allows the last digit to differ on
-another CPU)."""
+another CPU); then the commands the README runs on the folder it leaves behind."""
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,24 @@ def readme_demo_output() -> str:
     return text.split("It prints:\n\n```\n", 1)[1].split("```", 1)[0]
 
 
+def readme_commands_on_the_demo_folder() -> list[list[str]]:
+    """The `disco-ray` commands of the README's block that runs on the demo's output folder."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("The demo leaves such a folder behind", 1)[1]
+    block = block.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [shlex.split(line) for line in block.splitlines() if line.startswith("disco-ray ")]
+
+
+def disco_ray(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m disco_ray ARGS` in `cwd` on a local Ray of its own; fails with its stderr."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    done = subprocess.run([sys.executable, "-m", "disco_ray", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"disco-ray {' '.join(args)}: {done.stderr[-3000:]}"
+    return done
+
+
 def same_within_last_digit(shown: str, printed: str) -> bool:
     """Whether two lines have the same words, the same whole numbers (counts, names) and
     decimals that differ by at most one unit of the shown one's last digit."""
@@ -35,12 +54,8 @@ def same_within_last_digit(shown: str, printed: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_disco_ray_run_prints_the_readmes_demo_output(tmp_path: Path):
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    env.pop("RAY_ADDRESS", None)
-    run = subprocess.run([sys.executable, "-m", "disco_ray", "run"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_disco_ray_run_prints_the_readmes_demo_output_and_its_commands_run_on_it(tmp_path: Path):
+    run = disco_ray(["run"], tmp_path)
     shown = readme_demo_output().splitlines()
     printed = run.stdout.strip("\n").splitlines()
     assert len(printed) == len(shown), run.stdout
@@ -49,6 +64,19 @@ def test_disco_ray_run_prints_the_readmes_demo_output(tmp_path: Path):
     assert not differing, ("`disco-ray run` no longer prints what README.md shows; update its "
                            f"block after 'It prints:'. README / printed: {differing}")
     assert (tmp_path / "runs" / "demo" / "report.html").is_file()
+
+    condense, predict, evaluate = readme_commands_on_the_demo_folder()
+    assert [c[:2] for c in (condense, predict, evaluate)] == [
+        ["disco-ray", "condense"], ["disco-ray", "predict"], ["disco-ray", "evaluate"]]
+    disco_ray(condense[1:], tmp_path)
+    assert (tmp_path / "bench").is_dir()
+    predicted = disco_ray(predict[1:], tmp_path).stdout
+    targets = [line.split()[0] for line in shown[1:12]]
+    assert sorted(line.split()[0] for line in predicted.splitlines()[1:12]) == sorted(targets)
+    table = disco_ray(evaluate[1:], tmp_path).stdout.splitlines()
+    rows = {(row.split()[1], row.split()[2]) for row in table[1:] if row.startswith("top ")}
+    assert rows == {(k, method) for k in ("25", "50")
+                    for method in ("random_direct", "jsd_rf", "disco")}
 
 
 def test_last_digit_comparison_allows_one_unit_and_no_more():
