@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +36,14 @@ def test_saved_and_reloaded_benchmark_predicts_identically(tmp_path, population)
     assert bench.predict(targets) == loaded.predict(targets)
     files = sorted(p.name for p in (tmp_path / "bench").iterdir())
     assert files == ["condensed.json", "context.npz", "disagreement.npz", "references.parquet"]
+
+
+def test_a_benchmark_is_written_and_read_through_a_string_path(tmp_path, population, monkeypatch):
+    """As the README's Python example does: `write_benchmark(..., "bench/")`."""
+    monkeypatch.chdir(tmp_path)
+    bench = condense(population.take_models(range(60)), SETTINGS)
+    assert write_benchmark(bench, "bench/") == Path("bench")
+    assert read_benchmark("bench/").anchor_ids == bench.anchor_ids
 
 
 def test_a_saved_disco_benchmark_keeps_fitted_data_out_of_its_manifest(tmp_path, population):

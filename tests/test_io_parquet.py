@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from disco_ray.io import read_outputs, write_outputs
+from disco_ray.io import read_npz, read_outputs, read_parquet, write_outputs, write_parquet
 from disco_ray.outputs import ModelOutputs, OutputsError
 from helpers import synthetic_population
 
@@ -86,3 +86,13 @@ def test_the_readme_example_of_writing_outputs_runs(tmp_path, monkeypatch):
     back = read_outputs(tmp_path / "refs.parquet")
     assert back.model_ids.tolist() == ["ckpt-1", "ckpt-2"]
     np.testing.assert_allclose(back.scores(), [0.61, 0.74])
+
+
+def test_the_public_readers_and_writers_take_string_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    outputs = synthetic_population(3, 7)
+    assert write_parquet(outputs, "o.parquet") == Path("o.parquet")
+    assert read_parquet("o.parquet").model_ids.tolist() == outputs.model_ids.tolist()
+    np.savez("o.npz", model_ids=outputs.model_ids, sample_ids=outputs.sample_ids,
+             correct=outputs.correct)
+    np.testing.assert_array_equal(read_npz("o.npz").correct, outputs.correct)

@@ -1,8 +1,11 @@
 """The README's first command: `disco-ray run` with no arguments prints what the README shows,
 each number within one unit of its last digit (the README allows the last digit to differ on
-another CPU); then the commands the README runs on the folder it leaves behind."""
+another CPU); then the commands and the Python example the README runs on the folder it leaves
+behind."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -30,6 +33,14 @@ def readme_commands_on_the_demo_folder() -> list[list[str]]:
     return [shlex.split(line) for line in block.splitlines() if line.startswith("disco-ray ")]
 
 
+def readme_python_example_on_the_demo_folder() -> str:
+    """The README's Python block that reads the demo's outputs, condenses and predicts."""
+    text = (ROOT / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+               if "runs/demo/outputs/references" in b]
+    return block
+
+
 def disco_ray(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """`python -m disco_ray ARGS` in `cwd` on a local Ray of its own; fails with its stderr."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
@@ -54,7 +65,8 @@ def same_within_last_digit(shown: str, printed: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_disco_ray_run_prints_the_readmes_demo_output_and_its_commands_run_on_it(tmp_path: Path):
+def test_disco_ray_run_prints_the_readmes_demo_output_and_its_commands_run_on_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     run = disco_ray(["run"], tmp_path)
     shown = readme_demo_output().splitlines()
     printed = run.stdout.strip("\n").splitlines()
@@ -77,6 +89,12 @@ def test_disco_ray_run_prints_the_readmes_demo_output_and_its_commands_run_on_it
     rows = {(row.split()[1], row.split()[2]) for row in table[1:] if row.startswith("top ")}
     assert rows == {(k, method) for k in ("25", "50")
                     for method in ("random_direct", "jsd_rf", "disco")}
+
+    printed = io.StringIO()
+    monkeypatch.chdir(tmp_path)
+    with contextlib.redirect_stdout(printed):
+        exec(compile(readme_python_example_on_the_demo_folder(), "README.md", "exec"), {})
+    assert sorted(line.split()[0] for line in printed.getvalue().splitlines()) == sorted(targets)
 
 
 def test_last_digit_comparison_allows_one_unit_and_no_more():

@@ -32,9 +32,10 @@ DATA_FILES = (REFERENCES_FILE, DISAGREEMENT_FILE, CONTEXT_FILE)
 FIX = "condense the benchmark again (disco-ray writes this file; do not edit it)"
 
 
-def write_benchmark(bench: CondensedBenchmark, directory: Path) -> Path:
+def write_benchmark(bench: CondensedBenchmark, directory: str | Path) -> Path:
     """Write `bench` as a directory, atomically. An existing directory is replaced only if it is
     empty or an earlier benchmark holding nothing else (`atomic.check_replaceable`)."""
+    directory = Path(directory)
     with atomic_directory(directory, MANIFEST, DATA_FILES) as tmp:
         write_parquet(bench.references, tmp / REFERENCES_FILE)
         np.savez(tmp / DISAGREEMENT_FILE, sample_ids=np.array(list(bench.disagreement)),
@@ -100,8 +101,9 @@ def _read_context(path: Path, references: ModelOutputs) -> ReferenceContext:
             **{name: _read_setup(data, name) for name in IRT_SETUPS}, source=str(path))
 
 
-def read_benchmark(directory: Path) -> CondensedBenchmark:
+def read_benchmark(directory: str | Path) -> CondensedBenchmark:
     """A saved benchmark, its metamodel re-fitted (deterministic)."""
+    directory = Path(directory)
     path = directory / MANIFEST
     if not path.exists():
         raise OutputsError(f"{path}: not found. Fix: point at a directory written by "

@@ -16,8 +16,9 @@ MAX_CHOICES = 1024   # a choice index beyond this is a corrupt value, not a real
 log = logging.getLogger(__name__)
 
 
-def read_npz(path: Path) -> ModelOutputs:
+def read_npz(path: str | Path) -> ModelOutputs:
     """Read an outcome `.npz` (never unpickling): correctness, optional probs/choices/groups."""
+    path = Path(path)
     if path.stat().st_size == 0:
         raise OutputsError(f"{path}: the file is empty. Fix: re-export the outputs (numpy.savez)")
     if not zipfile.is_zipfile(path):

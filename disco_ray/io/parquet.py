@@ -51,15 +51,16 @@ def outputs_table(outputs: ModelOutputs) -> pa.Table:
     return pa.table(columns).replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
 
 
-def write_parquet(outputs: ModelOutputs, path: Path) -> Path:
+def write_parquet(outputs: ModelOutputs, path: str | Path) -> Path:
     """Write `outputs` to one Parquet file, atomically."""
     with atomic_path(path) as tmp:
         pq.write_table(outputs_table(outputs), tmp)
-    return path
+    return Path(path)
 
 
-def read_parquet(path: Path) -> ModelOutputs:
+def read_parquet(path: str | Path) -> ModelOutputs:
     """Read a Parquet file or a directory of per-model parts."""
+    path = Path(path)
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     parts = [_read_part(f) for f in files]
     if not parts:
