@@ -1,7 +1,7 @@
 """The README's first command: `disco-ray run` with no arguments prints what the README shows,
 each number within one unit of its last digit (the README allows the last digit to differ on
 another CPU); then the commands and the Python example the README runs on the folder it leaves
-behind."""
+behind; and the imports that go with its CLI / Python table."""
 from __future__ import annotations
 
 import contextlib
@@ -105,3 +105,16 @@ def test_last_digit_comparison_allows_one_unit_and_no_more():
     assert not same_within_last_digit("accuracy 0.960", "accuracy 0.962")
     assert not same_within_last_digit("10/11 inside", "9/11 inside")
     assert same_within_last_digit("error -0.0", "error +0.0")
+
+
+def test_the_readme_api_tables_imports_hold_every_name_the_table_uses():
+    text = (ROOT / "README.md").read_text()
+    [imports] = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+                 if "cell_runner" in b]
+    names: dict = {}
+    exec(compile(imports, "README.md", "exec"), names)
+    table = text.split("| CLI | Python |", 1)[1].split("\n\n", 1)[0]
+    for name in ("AnchorDesign", "cell_runner", "evaluation_table", "held_out_predictions",
+                 "lm_eval_samples", "METHODS"):
+        assert name in table and name in names, name
+    assert callable(names["disco_ray"].pipeline.run_from_config)
