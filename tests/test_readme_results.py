@@ -1,8 +1,9 @@
 """The README's Results and Limits sections agree with the kept tables: the development table
 (`examples/benchmarks/dev_table/<data>.csv`) for every MAE in the Results table, the counts of the
 cells where `disco` and `disco_frontier` are lowest and the coverage of `disco`'s and `gp_irt`'s
-intervals; the reserved check (`examples/benchmarks/reserved_check/<data>.csv`) for its count of
-the random cells where `disco` is lowest."""
+intervals (on the random and the `top` splits); the reserved check
+(`examples/benchmarks/reserved_check/<data>.csv`) for its count of the random cells where `disco`
+is lowest."""
 import re
 from pathlib import Path
 
@@ -112,3 +113,17 @@ def test_the_readme_limits_state_the_coverage_of_gp_irt_with_few_references():
     gp_irt, random_gp_irt = coverage.loc["gp_irt"], coverage.loc["random_gp_irt"]
     assert (f"cover {gp_irt['min']:.2f}-{gp_irt['max']:.2f} of held-out models "
             f"(`random_gp_irt`'s {random_gp_irt['min']:.2f}-{random_gp_irt['max']:.2f})") in text
+
+
+def test_the_readme_limits_state_discos_coverage_beyond_the_references():
+    table = kept_table()
+    top = table[(table.method == "disco") & (table.split == "top") & (table.k <= 50)]
+    coverage = top.groupby("data").coverage90.agg(["min", "max"]).round(2)
+    mmlu, arc = coverage.loc["openllm_mmlu"], coverage.loc["openllm_arc"]
+    text = prose(readme_section("Limits"))
+    assert (f"cover {mmlu['min']:.2f}-{mmlu['max']:.2f} of them at k = 10-50 "
+            f"(ARC's: {arc['min']:.2f}-{arc['max']:.2f})") in text
+    mmlu_top = table[(table.data == "openllm_mmlu") & (table.split == "top")]
+    wide = mmlu_top.pivot_table(index="k", columns="method", values="mae_pp")
+    assert wide.index[wide.gp_irt < wide.disco].tolist() == [25, 50, 100]
+    assert "gp-IRT is more accurate there at k = 25-100" in text
