@@ -1,8 +1,11 @@
-"""Shared by several test modules: small synthetic model populations (the core tests), and
-where the deployment files in cluster/ are and how to read them (their offline checks)."""
+"""Shared by several test modules: small synthetic model populations (the core tests), where
+the deployment files in cluster/ are and how to read them (their offline checks), the README's
+code blocks, and the environment of a `python -m disco_ray` child process."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,7 @@ import yaml
 from disco_ray.outputs import ModelOutputs
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 CLUSTER = ROOT / "cluster"
 IMAGE = "ghcr.io/your-org/disco-ray:0.1.0"   # the image the files in cluster/ run
 
@@ -40,3 +44,22 @@ def load_yaml(path: Path):
     """A YAML file, parsed with PyYAML's safe loader."""
     with open(path) as f:
         return yaml.safe_load(f)
+
+
+def code_blocks(markdown: str, language: str) -> list[str]:
+    """The fenced code blocks of one language in a Markdown text, in order."""
+    return re.findall(rf"```{language}\n(.*?)```", markdown, flags=re.S)
+
+
+def readme_python_block(containing: str) -> str:
+    """The README's one Python block that contains `containing`."""
+    [block] = [b for b in code_blocks(README.read_text(), "python") if containing in b]
+    return block
+
+
+def cli_env() -> dict[str, str]:
+    """The environment for a `python -m disco_ray` child that starts a local Ray of its own:
+    this process's, with token authentication off and no RAY_ADDRESS to join."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    return env

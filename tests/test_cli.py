@@ -14,7 +14,7 @@ from matplotlib.image import imread
 
 from disco_ray.cli import main
 from disco_ray.report.plots import evaluation_figure
-from helpers import synthetic_population
+from helpers import code_blocks, synthetic_population
 
 
 def _npz(tmp_path, outputs):
@@ -310,7 +310,7 @@ def test_the_readmes_commands_parse():
 
     root = Path(__file__).resolve().parent.parent
     readme = (root / "README.md").read_text() + (root / "cluster" / "README.md").read_text()
-    shell = "\n".join(re.findall(r"```bash\n(.*?)```", readme, re.S)).replace("\\\n", " ")
+    shell = "\n".join(code_blocks(readme, "bash")).replace("\\\n", " ")
     commands = re.findall(r"(?:^|\$\(|&& |python -m )disco[-_]ray ([^#\n)\"]*)", shell, re.M)
     commands += re.findall(r"^\| `disco-ray ([^`]*)` \|", readme, re.M)
     assert len(commands) >= 10 and any("--seeds 5 --workers 64 --pred" in c

@@ -3,7 +3,6 @@ refused with a clear error, a directory of per-model parts, and the README's exa
 writing outputs."""
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 
 from disco_ray.io import read_npz, read_outputs, read_parquet, write_outputs, write_parquet
 from disco_ray.outputs import ModelOutputs, OutputsError
-from helpers import synthetic_population
+from helpers import readme_python_block, synthetic_population
 
 
 @pytest.mark.parametrize("with_probs", [True, False])
@@ -78,9 +77,7 @@ def test_parquet_parts_directory_and_mismatched_samples(tmp_path):
 
 
 def test_the_readme_example_of_writing_outputs_runs(tmp_path, monkeypatch):
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    [block] = [b for b in blocks if "write_outputs(outputs" in b]
+    block = readme_python_block("write_outputs(outputs")
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {})
     back = read_outputs(tmp_path / "refs.parquet")

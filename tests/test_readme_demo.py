@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import shlex
 import subprocess
@@ -15,37 +14,26 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import README, cli_env, code_blocks, readme_python_block
+
 NUMBER = re.compile(r"[-+]?\d+(?:\.(\d+))?")
 
 
 def readme_demo_output() -> str:
     """The output block that follows "It prints:" in the README's first-run section."""
-    text = (ROOT / "README.md").read_text()
-    return text.split("It prints:\n\n```\n", 1)[1].split("```", 1)[0]
+    return README.read_text().split("It prints:\n\n```\n", 1)[1].split("```", 1)[0]
 
 
 def readme_commands_on_the_demo_folder() -> list[list[str]]:
     """The `disco-ray` commands of the README's block that runs on the demo's output folder."""
-    text = (ROOT / "README.md").read_text()
-    block = text.split("The demo leaves such a folder behind", 1)[1]
-    block = block.split("```bash\n", 1)[1].split("```", 1)[0]
+    after = README.read_text().split("The demo leaves such a folder behind", 1)[1]
+    block = code_blocks(after, "bash")[0]
     return [shlex.split(line) for line in block.splitlines() if line.startswith("disco-ray ")]
-
-
-def readme_python_example_on_the_demo_folder() -> str:
-    """The README's Python block that reads the demo's outputs, condenses and predicts."""
-    text = (ROOT / "README.md").read_text()
-    [block] = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
-               if "runs/demo/outputs/references" in b]
-    return block
 
 
 def disco_ray(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """`python -m disco_ray ARGS` in `cwd` on a local Ray of its own; fails with its stderr."""
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    env.pop("RAY_ADDRESS", None)
-    done = subprocess.run([sys.executable, "-m", "disco_ray", *args], cwd=cwd, env=env,
+    done = subprocess.run([sys.executable, "-m", "disco_ray", *args], cwd=cwd, env=cli_env(),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"disco-ray {' '.join(args)}: {done.stderr[-3000:]}"
     return done
@@ -93,7 +81,8 @@ def test_disco_ray_run_prints_the_readmes_demo_output_and_its_commands_run_on_it
     printed = io.StringIO()
     monkeypatch.chdir(tmp_path)
     with contextlib.redirect_stdout(printed):
-        exec(compile(readme_python_example_on_the_demo_folder(), "README.md", "exec"), {})
+        exec(compile(readme_python_block("runs/demo/outputs/references"), "README.md", "exec"),
+             {})
     assert sorted(line.split()[0] for line in printed.getvalue().splitlines()) == sorted(targets)
 
 
@@ -108,12 +97,9 @@ def test_last_digit_comparison_allows_one_unit_and_no_more():
 
 
 def test_the_readme_api_tables_imports_hold_every_name_the_table_uses():
-    text = (ROOT / "README.md").read_text()
-    [imports] = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
-                 if "cell_runner" in b]
     names: dict = {}
-    exec(compile(imports, "README.md", "exec"), names)
-    table = text.split("| CLI | Python |", 1)[1].split("\n\n", 1)[0]
+    exec(compile(readme_python_block("import cell_runner"), "README.md", "exec"), names)
+    table = README.read_text().split("| CLI | Python |", 1)[1].split("\n\n", 1)[0]
     for name in ("AnchorDesign", "cell_runner", "evaluation_table", "held_out_predictions",
                  "lm_eval_samples", "METHODS"):
         assert name in table and name in names, name

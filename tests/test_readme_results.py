@@ -5,12 +5,14 @@ intervals (on the random and the `top` splits); the reserved check
 (`examples/benchmarks/reserved_check/<data>.csv`) for its count of the random cells where `disco`
 is lowest."""
 import re
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import README, ROOT
+
 DEV_TABLE = ROOT / "examples" / "benchmarks" / "dev_table"
 RESERVED = ROOT / "examples" / "benchmarks" / "reserved_check"
 COLUMNS = ("random_direct", "random_rf", "gp_irt", "jsd_rf", "disco")
@@ -21,12 +23,7 @@ DATA = ("openllm_mmlu", "openllm_arc", "mmlu_pro_29")
 
 def readme_section(title: str) -> str:
     """The text of the README's section `## title`, up to the next section."""
-    text = (ROOT / "README.md").read_text()
-    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
-
-
-def results_section() -> str:
-    return readme_section("Results")
+    return README.read_text().split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def prose(section: str) -> str:
@@ -34,7 +31,9 @@ def prose(section: str) -> str:
     return " ".join(section.split())
 
 
+@cache
 def kept_table(folder: Path = DEV_TABLE) -> pd.DataFrame:
+    """Every row of the kept tables in `folder`, read once per test session."""
     return pd.concat([pd.read_csv(path) for path in sorted(folder.glob("*.csv"))])
 
 
@@ -48,7 +47,7 @@ def cells_where_disco_is_lowest(table: pd.DataFrame) -> pd.Series:
 def readme_rows() -> list[tuple[str, str, list[float]]]:
     """(data, split, MAE per column) for each row of the README's k = 100 table."""
     rows = []
-    for line in results_section().splitlines():
+    for line in readme_section("Results").splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) != 1 + len(COLUMNS) or not cells[0].startswith(DATA):
             continue
@@ -77,7 +76,7 @@ def test_the_readme_counts_the_cells_where_disco_is_lowest():
     lowest = int(cells_where_disco_is_lowest(table).sum())
     frontier_lower = int((wide.disco_frontier < wide.disco).sum())
     frontier_lowest = int((wide.idxmin(axis=1) == "disco_frontier").sum())
-    text = prose(results_section())
+    text = prose(readme_section("Results"))
     claim = re.search(r"in (\d+) of the (\d+) \(data x split x k\) cells", text)
     assert claim, "README no longer states how many cells disco is lowest in"
     assert (lowest, len(wide)) == (int(claim[1]), int(claim[2]))
@@ -90,7 +89,7 @@ def test_the_readme_states_the_coverage_of_discos_intervals_on_the_large_random_
     table = kept_table()
     coverage = table[(table.method == "disco") & (table.split == "random")
                      & table.data.isin(["openllm_mmlu", "openllm_arc"])].coverage90
-    text = prose(results_section())
+    text = prose(readme_section("Results"))
     assert f"intervals cover {coverage.min():.3f}-{coverage.max():.3f} of held-out models" in text
 
 
@@ -98,7 +97,7 @@ def test_the_readme_counts_the_reserved_random_cells_where_disco_is_lowest():
     lowest = cells_where_disco_is_lowest(kept_table(RESERVED)).xs("random", level="split")
     per_data = lowest.groupby(level="data").agg(["sum", "size"])
     large = per_data.drop(index="alpacaeval_60").sum()
-    text = prose(results_section())
+    text = prose(readme_section("Results"))
     assert (f"(Winogrande, GSM8K, TruthfulQA) `disco` is the lowest in all {large['size']} cells"
             in text) and large["sum"] == large["size"]
     small = per_data.loc["alpacaeval_60"]

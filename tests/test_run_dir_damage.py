@@ -28,7 +28,7 @@ from disco_ray.methods import method_settings
 from disco_ray.outputs import ModelOutputs, OutputsError
 from disco_ray.search import condense
 
-from helpers import synthetic_population
+from helpers import cli_env, synthetic_population
 
 TESTS = Path(__file__).resolve().parent
 REAL_WRITE_TABLE = pq.write_table
@@ -148,9 +148,8 @@ def start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
     trace, out = tmp_path / "trace", tmp_path / "out"
     trace.mkdir()
     config = slow_run_config(tmp_path, trace)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled",
+    env = {**cli_env(),
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    env.pop("RAY_ADDRESS", None)
     # A shell without job control starts a background job (CI, say) with SIGINT ignored, and a
     # child inherits that. A Python handler at fork is reset to the default at exec instead: the
     # run gets Ctrl-C as a terminal's foreground job does.

@@ -25,6 +25,7 @@ from disco_ray.backends.base import ModelSpec
 from disco_ray.backends.vllm import VLLMBackend, start_engine
 from disco_ray.tasks import load_task
 from disco_ray.tasks.base import MCSample
+from helpers import cli_env
 
 pytestmark = [pytest.mark.vllm_cpu, pytest.mark.slow]
 
@@ -185,10 +186,9 @@ def test_batched_scoring_equals_one_question_at_a_time(smollm2):
 
 # -- disco-ray run with vLLM actors -----------------------------------------------------------
 def disco_ray_run(output: Path) -> dict:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     subprocess.run([sys.executable, "-m", "disco_ray", "run",
                     str(ROOT / "configs" / "smoke_llm_vllm_cpu.yaml"), "--output", str(output),
-                    "--quiet"], check=True, cwd=ROOT, env=env, timeout=900)
+                    "--quiet"], check=True, cwd=ROOT, env=cli_env(), timeout=900)
     return json.loads((output / "run.json").read_text())
 
 
