@@ -14,7 +14,7 @@ from matplotlib.image import imread
 
 from disco_ray.cli import main
 from disco_ray.report.plots import evaluation_figure
-from helpers import code_blocks, synthetic_population
+from helpers import CLUSTER, README, code_blocks, synthetic_population
 
 
 def _npz(tmp_path, outputs):
@@ -304,12 +304,9 @@ def test_anchors_in_lm_eval_format_need_lm_eval_ids(tmp_path, capsys):
 
 def test_the_readmes_commands_parse():
     """Every disco-ray command in the READMEs' shell blocks and API table is valid CLI."""
-    from pathlib import Path
-
     from disco_ray.cli import build_parser
 
-    root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text() + (root / "cluster" / "README.md").read_text()
+    readme = README.read_text() + (CLUSTER / "README.md").read_text()
     shell = "\n".join(code_blocks(readme, "bash")).replace("\\\n", " ")
     commands = re.findall(r"(?:^|\$\(|&& |python -m )disco[-_]ray ([^#\n)\"]*)", shell, re.M)
     commands += re.findall(r"^\| `disco-ray ([^`]*)` \|", readme, re.M)
