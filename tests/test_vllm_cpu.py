@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from disco_ray.backends.base import ModelSpec
-from disco_ray.backends.vllm import VLLMBackend, start_engine
+from disco_ray.backends.vllm import VLLMBackend
 from disco_ray.tasks import load_task
 from disco_ray.tasks.base import MCSample
 from helpers import cli_env
@@ -111,7 +113,8 @@ class Subject:
         spec = ModelSpec(name, "vllm", str(path), device="cpu", options={
             "max_model_len": max_model_len, "letter_logprobs": LETTER_LOGPROBS,
             **engine_options})
-        self.engine = start_engine(spec)
+        self.owner = VLLMBackend(spec)   # starts the engine the views share; closed last
+        self.engine = self.owner.engine
         self.max_length = max_model_len - 2
         reference = hf_backend(path, self.max_length)
         self.want, self.want_greedy = reference.loglikelihoods_and_greedy(self.samples)
@@ -122,21 +125,25 @@ class Subject:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Subject:
+def tiny(tmp_path_factory) -> Iterator[Subject]:
     from disco_ray.backends.tiny import build_tiny_gpt2
     path = build_tiny_gpt2(tmp_path_factory.mktemp("tiny") / "gpt2", seed=7, n_embd=64)
-    return Subject("tiny", path, TINY_MAX_MODEL_LEN, samples_of(FIXTURE), letter_samples(""),
-                   kv_cache_memory_bytes=2**26)
+    subject = Subject("tiny", path, TINY_MAX_MODEL_LEN, samples_of(FIXTURE), letter_samples(""),
+                      kv_cache_memory_bytes=2**26)
+    yield subject
+    subject.owner.close()
 
 
 @pytest.fixture(scope="module")
-def smollm2(tmp_path_factory) -> Subject:
+def smollm2(tmp_path_factory) -> Iterator[Subject]:
     from disco_ray.zoo.smollm2 import base_model
     cache = os.environ.get("DISCO_RAY_SMOLLM2_CACHE")   # where CI keeps the converted folder
     path = base_model(Path(cache) if cache else tmp_path_factory.mktemp("smollm2"))
     # A small token budget per engine step: prompts are packed into shared steps and split.
-    return Subject("smollm2", path, SMOLLM2_MAX_MODEL_LEN, samples_of(SMOKE_TASK, 16),
-                   letter_samples(" "), max_num_batched_tokens=96)
+    subject = Subject("smollm2", path, SMOLLM2_MAX_MODEL_LEN, samples_of(SMOKE_TASK, 16),
+                      letter_samples(" "), max_num_batched_tokens=96)
+    yield subject
+    subject.owner.close()
 
 
 def assert_matches_hf(subject: Subject, tolerance: float, **options) -> float:
@@ -185,21 +192,35 @@ def test_batched_scoring_equals_one_question_at_a_time(smollm2):
 
 
 # -- disco-ray run with vLLM actors -----------------------------------------------------------
-def disco_ray_run(output: Path) -> dict:
+def disco_ray_run(output: Path, temp: Path) -> dict:
+    """`disco-ray run` of the vLLM smoke config, its Ray and vLLM writing temporary files in
+    `temp` (TMPDIR)."""
     subprocess.run([sys.executable, "-m", "disco_ray", "run",
                     str(ROOT / "configs" / "smoke_llm_vllm_cpu.yaml"), "--output", str(output),
-                    "--quiet"], check=True, cwd=ROOT, env=cli_env(), timeout=900)
+                    "--quiet"], check=True, cwd=ROOT, env={**cli_env(), "TMPDIR": str(temp)},
+                   timeout=900)
     return json.loads((output / "run.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def vllm_run(tmp_path_factory) -> tuple[Path, dict]:
+def run_temp() -> Iterator[Path]:
+    """The runs' TMPDIR: a short path, as Ray's socket paths under it must be."""
+    temp = Path(tempfile.mkdtemp(prefix="disco-vllm-"))
+    yield temp
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def vllm_run(tmp_path_factory, run_temp) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("vllm_run") / "out"
-    return output, disco_ray_run(output)
+    return output, disco_ray_run(output, run_temp)
 
 
-def test_disco_ray_run_with_vllm_actors(vllm_run):
+def test_disco_ray_run_with_vllm_actors(vllm_run, run_temp):
     output, info = vllm_run
+    assert (run_temp / "ray").is_dir()   # the run's temporary files went there
+    # each actor closed its engine before it was killed: no vLLM rendezvous file is left
+    assert sorted(p.name for p in run_temp.glob("vllm_dist_*")) == []
     assert info["failed"] == {}
     assert len(info["models"]) == 5 and not any(m["cached"] for m in info["models"].values())
     assert all(m["gpu_ids"] == [] for m in info["models"].values())
@@ -212,13 +233,13 @@ def test_disco_ray_run_with_vllm_actors(vllm_run):
     assert (output / "condensed" / "condensed.json").is_file()
 
 
-def test_cached_rerun_starts_no_engine_and_predicts_the_same(vllm_run):
+def test_cached_rerun_starts_no_engine_and_predicts_the_same(vllm_run, run_temp):
     output, _ = vllm_run
     parts = sorted((output / "outputs").rglob("*.parquet"))
     assert len(parts) == 5
     mtimes = [p.stat().st_mtime_ns for p in parts]
     before = (output / "predictions.csv").read_text()
-    info = disco_ray_run(output)
+    info = disco_ray_run(output, run_temp)
     assert all(m["cached"] for m in info["models"].values()) and len(info["models"]) == 5
     assert [p.stat().st_mtime_ns for p in parts] == mtimes
     assert (output / "predictions.csv").read_text() == before

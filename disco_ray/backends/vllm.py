@@ -37,7 +37,6 @@ which Ray sets to an actor's num_cpus, sets their number). Either variable, when
 
 from __future__ import annotations
 
-import gc
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -189,11 +188,13 @@ def cpu_engine_environment(active: bool) -> Iterator[None]:
 
 
 class VLLMBackend:
-    """A vLLM engine that scores (context, continuation) pairs."""
+    """A vLLM engine that scores (context, continuation) pairs: one started for `spec`, or
+    `engine`, already started, which `close` leaves running."""
 
     def __init__(self, spec: ModelSpec, engine: VllmEngine | None = None) -> None:
         options = spec.options
         self.name = spec.name
+        self.owns_engine = engine is None
         self.engine = engine or start_engine(spec)
         self.tokenizer = self.engine.llm.get_tokenizer()
         # Prompts (max_length + 1 tokens) stay one token short of the context window.
@@ -250,9 +251,17 @@ class VLLMBackend:
         return self.engine.llm.generate(requests, params, use_tqdm=False)
 
     def close(self) -> None:
-        """Drop the engine (GPU memory is reliably freed only when the process exits)."""
-        self.engine = None
-        gc.collect()
+        """Drop the engine. One this backend started is shut down, with this process's vLLM
+        process group, whose rendezvous file in the temp folder goes too (GPU memory is reliably
+        freed only when the process exits)."""
+        engine, self.engine = self.engine, None
+        if engine is None or not self.owns_engine:
+            return
+        from vllm.distributed import cleanup_dist_env_and_memory
+
+        engine.llm.llm_engine.engine_core.shutdown()
+        del engine
+        cleanup_dist_env_and_memory()
 
 
 @register_backend("vllm", OPTIONS)

@@ -1,9 +1,9 @@
 """One Ray actor per model: load its backend once, then score batches of the task's samples.
 
-The actor process lives for one model only (the scheduler kills it when the model is done): GPU
-memory is reliably freed only when the process exits. Batches of samples come as arguments of
-each call (from the object store, shared by all actors), so a restarted actor needs nothing
-but its spec.
+The actor process lives for one model only (when the model is done, the scheduler has it close
+its backend, then kills the process): GPU memory is reliably freed only when the process exits.
+Batches of samples come as arguments of each call (from the object store, shared by all
+actors), so a restarted actor needs nothing but its spec.
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ class ModelActor:
         values = self.backend.loglikelihoods(samples)
         return ([np.asarray(v, dtype=np.float64) for v in values], time.perf_counter() - began,
                 process_id())
+
+    def close(self) -> None:
+        """Close the backend: vLLM's engine shuts down and removes its temporary files."""
+        self.backend.close()
 
 
 def process_id() -> str:

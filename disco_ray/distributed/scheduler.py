@@ -2,8 +2,9 @@
 
 Every model's actor is created at once: as many run as the cluster holds and the rest stay
 pending (so an autoscaler sees the demand and adds nodes). The sample batches are put in the
-object store once and all of them are queued on every actor at once; an actor is killed as soon
-as its last batch returns. A crashed actor restarts and its batches are retried (`max_retries`);
+object store once and all of them are queued on every actor at once; as soon as an actor's last
+batch returns, it closes its backend while the results are stored, and is killed (after
+`CLOSE_TIMEOUT_S` at most). A crashed actor restarts and its batches are retried (`max_retries`);
 a model that still fails is reported with its error while the others finish. Each batch's answer
 names the process that computed it, so a restart (the actor's process killed, or its node lost)
 shows in the model's `ModelRun.restarts` and `ModelRun.nodes`.
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 OnDone = Callable[[ModelSpec, list[np.ndarray]], None]
 WAIT_LOG_S = 30.0
 GET_TIMEOUT_S = 60.0
+CLOSE_TIMEOUT_S = 30.0
 PLACEMENT = -1  # batch index of an actor's placement call
 
 
@@ -194,7 +196,9 @@ def _served_by(run: ModelRun, process: str, desc: str) -> None:
 
 
 def _complete(job: _Job, pending: dict, on_done: OnDone, bar: Any, desc: str) -> None:
-    """All batches are in: free the actor, hand the results over."""
+    """All batches are in: hand the results over while the actor closes its backend, then
+    free the actor."""
+    closing = job.actor.close.remote()
     loglikelihoods = [v for batch in job.results for v in batch]
     try:
         on_done(job.spec, loglikelihoods)
@@ -202,15 +206,19 @@ def _complete(job: _Job, pending: dict, on_done: OnDone, bar: Any, desc: str) ->
         raise
     except Exception as err:  # noqa: BLE001 - a bad output fails this model only
         log.exception("%s: %s: its outputs could not be stored", desc, job.spec.name)
-        _finish(job, pending, bar, desc, error=f"{type(err).__name__}: {err}")
+        _finish(job, pending, bar, desc, error=f"{type(err).__name__}: {err}", closing=closing)
         return
-    _finish(job, pending, bar, desc)
+    _finish(job, pending, bar, desc, closing=closing)
 
 
-def _finish(job: _Job, pending: dict, bar: Any, desc: str, error: str | None = None) -> None:
-    """Kill the actor, drop its outstanding calls, record the outcome."""
+def _finish(job: _Job, pending: dict, bar: Any, desc: str, error: str | None = None,
+            closing: Any = None) -> None:
+    """Kill the actor (once its `closing` call returns, `CLOSE_TIMEOUT_S` at most), drop its
+    outstanding calls, record the outcome."""
     import ray
 
+    if closing is not None:
+        ray.wait([closing], timeout=CLOSE_TIMEOUT_S)  # a failed or slow close: killed all the same
     ray.kill(job.actor)
     for ref in [ref for ref, (name, _) in pending.items() if name == job.spec.name]:
         del pending[ref]
