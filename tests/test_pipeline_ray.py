@@ -218,7 +218,8 @@ def test_actor_that_dies_once_gives_complete_identical_results(ray_session, tmp_
         np.testing.assert_array_equal(got, want)
 
 
-def test_finished_models_close_their_backend_before_the_kill(ray_session, tmp_path, monkeypatch):
+def test_finished_models_close_their_backend_before_the_kill(ray_session, tmp_path, monkeypatch,
+                                                             caplog):
     """A failed model's actor is killed at once; a close that outlasts `CLOSE_TIMEOUT_S` too."""
     import disco_ray.distributed.scheduler as scheduler
 
@@ -237,6 +238,7 @@ def test_finished_models_close_their_backend_before_the_kill(ray_session, tmp_pa
     calls = ["load"] + ["call"] * 5   # 5 batches of 7 samples
     assert events == {"m0": calls + ["close"], "m1": calls + ["close"], "broken": ["load"],
                       "slow": calls}
+    assert "slow: its backend did not close (GetTimeoutError" in caplog.text
 
 
 def test_tensor_parallel_actors_share_four_gpus_two_at_a_time(ray_session, tmp_path):

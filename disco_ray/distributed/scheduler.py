@@ -218,7 +218,11 @@ def _finish(job: _Job, pending: dict, bar: Any, desc: str, error: str | None = N
     import ray
 
     if closing is not None:
-        ray.wait([closing], timeout=CLOSE_TIMEOUT_S)  # a failed or slow close: killed all the same
+        try:
+            ray.get(closing, timeout=CLOSE_TIMEOUT_S)
+        except Exception as err:  # noqa: BLE001 - the kill below ends the process all the same
+            log.warning("%s: %s: its backend did not close (%s); its process is killed",
+                        desc, job.spec.name, short_error(err))
     ray.kill(job.actor)
     for ref in [ref for ref, (name, _) in pending.items() if name == job.spec.name]:
         del pending[ref]
