@@ -143,8 +143,10 @@ def local_head(*, num_cpus: float = 0, num_gpus: float = 0,
     gcs, dashboard, client, manager, objects, agent, agent_grpc, metrics, env_agent = \
         [p for p in free_ports(9 + WORKER_PORTS) if p not in worker_ports][:9]
     gcs_address = f"{ip}:{gcs}"
-    # a loaded CI machine can take over a minute to register a raylet (the default wait)
-    env = ray_env(auth_token, RAY_raylet_start_wait_time_s="300", **(extra_env or {}))
+    # a loaded CI machine can take over a minute to register a raylet (the default wait); the
+    # head's processes keep their temporary files in temp_dir, which `stop` removes
+    env = ray_env(auth_token, RAY_raylet_start_wait_time_s="300", TMPDIR=str(temp_dir),
+                  **(extra_env or {}))
     command = [
         str(Path(sys.executable).with_name("ray")), "start", "--head", f"--temp-dir={temp_dir}",
         f"--node-ip-address={ip}", f"--port={gcs}", f"--dashboard-port={dashboard}",
