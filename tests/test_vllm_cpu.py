@@ -114,14 +114,13 @@ class Subject:
             "max_model_len": max_model_len, "letter_logprobs": LETTER_LOGPROBS,
             **engine_options})
         self.owner = VLLMBackend(spec)   # starts the engine the views share; closed last
-        self.engine = self.owner.engine
         self.max_length = max_model_len - 2
         reference = hf_backend(path, self.max_length)
         self.want, self.want_greedy = reference.loglikelihoods_and_greedy(self.samples)
         reference.close()
 
     def view(self, **options) -> VLLMBackend:
-        return view(self.engine, self.name, self.path, **options)
+        return view(self.owner.engine, self.name, self.path, **options)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +164,7 @@ def test_real_engine_matches_hf_backend(request, model, tolerance, options):
     """Equal log-likelihoods and greedy flags, with the questions longer than max_model_len cut
     on the left as the hf backend cuts them."""
     subject = request.getfixturevalue(model)
-    tokenizer = subject.engine.llm.get_tokenizer()
+    tokenizer = subject.owner.engine.llm.get_tokenizer()
     assert all(len(tokenizer.encode(s.context)) > subject.max_length
                for s in LONG_SAMPLES), "the long questions exceed max_model_len"
     assert_matches_hf(subject, tolerance, **options)

@@ -200,29 +200,34 @@ def _complete(job: _Job, pending: dict, on_done: OnDone, bar: Any, desc: str) ->
     free the actor."""
     closing = job.actor.close.remote()
     loglikelihoods = [v for batch in job.results for v in batch]
+    error = None
     try:
         on_done(job.spec, loglikelihoods)
     except OSError:   # the disk, not the model: every other model would fail the same way
         raise
     except Exception as err:  # noqa: BLE001 - a bad output fails this model only
         log.exception("%s: %s: its outputs could not be stored", desc, job.spec.name)
-        _finish(job, pending, bar, desc, error=f"{type(err).__name__}: {err}", closing=closing)
-        return
-    _finish(job, pending, bar, desc, closing=closing)
+        error = f"{type(err).__name__}: {err}"
+    _wait_for_close(closing, job.spec.name, desc)
+    _finish(job, pending, bar, desc, error=error)
 
 
-def _finish(job: _Job, pending: dict, bar: Any, desc: str, error: str | None = None,
-            closing: Any = None) -> None:
-    """Kill the actor (once its `closing` call returns, `CLOSE_TIMEOUT_S` at most), drop its
-    outstanding calls, record the outcome."""
+def _wait_for_close(closing: Any, name: str, desc: str) -> None:
+    """Wait for an actor's `close` call, `CLOSE_TIMEOUT_S` at most; a failure is a warning, as
+    the kill that follows ends the process all the same."""
     import ray
 
-    if closing is not None:
-        try:
-            ray.get(closing, timeout=CLOSE_TIMEOUT_S)
-        except Exception as err:  # noqa: BLE001 - the kill below ends the process all the same
-            log.warning("%s: %s: its backend did not close (%s); its process is killed",
-                        desc, job.spec.name, short_error(err))
+    try:
+        ray.get(closing, timeout=CLOSE_TIMEOUT_S)
+    except Exception as err:  # noqa: BLE001
+        log.warning("%s: %s: its backend did not close (%s); its process is killed",
+                    desc, name, short_error(err))
+
+
+def _finish(job: _Job, pending: dict, bar: Any, desc: str, error: str | None = None) -> None:
+    """Kill the actor, drop its outstanding calls, record the outcome."""
+    import ray
+
     ray.kill(job.actor)
     for ref in [ref for ref, (name, _) in pending.items() if name == job.spec.name]:
         del pending[ref]
