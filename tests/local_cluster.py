@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -39,6 +40,8 @@ HEAD_TYPE = "ray.head.default"
 WORKER_PORTS = 60   # ports for the head's worker processes (job driver, supervisor, tasks)
 REPO = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_S = 420
+# a line Ray logs at level error, fatal or check-failed: "[2026-01-01 00:00:00,000 C 123 123] ..."
+RAY_LOG_ERROR = re.compile(r"\[[^]]* [EFC] \d+ \d+\]")
 
 
 @dataclass(frozen=True)
@@ -59,27 +62,24 @@ def node_ip() -> str:
     return get_node_ip_address()
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that were free a moment ago."""
-    sockets = []
+def first_ephemeral_port() -> int:
+    """The lowest port the kernel hands out to outgoing connections (and to `bind(("", 0))`)."""
     try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768   # Linux's default
 
 
-def free_port_range(size: int) -> int:
-    """The first port of `size` consecutive ports that are free now."""
-    for _ in range(200):
-        start = random.randrange(20000, 60000 - size)
+def free_port_block(size: int, lowest: int = 20000) -> range:
+    """`size` consecutive ports free now, from `lowest` up and below the ephemeral range, so
+    that no outgoing connection of another process takes one before the head binds it (Ray's
+    own defaults for worker ports lie below 20000)."""
+    highest = first_ephemeral_port() - size
+    for _ in range(200 if highest > lowest else 0):
+        start = random.randrange(lowest, highest)
         if all(_is_free(port) for port in range(start, start + size)):
-            return start
-    raise RuntimeError(f"no {size} consecutive free ports found")
+            return range(start, start + size)
+    raise RuntimeError(f"no {size} consecutive free ports found in [{lowest}, {highest + size})")
 
 
 def _is_free(port: int) -> bool:
@@ -138,10 +138,9 @@ def local_head(*, num_cpus: float = 0, num_gpus: float = 0,
     every process it started is ended on exit, even when the block fails."""
     temp_dir = Path(tempfile.mkdtemp(prefix="drc", dir="/tmp"))   # short: socket paths
     ip = node_ip()
-    first_worker_port = free_port_range(WORKER_PORTS)
-    worker_ports = range(first_worker_port, first_worker_port + WORKER_PORTS)
-    gcs, dashboard, client, manager, objects, agent, agent_grpc, metrics, env_agent = \
-        [p for p in free_ports(9 + WORKER_PORTS) if p not in worker_ports][:9]
+    ports = free_port_block(9 + WORKER_PORTS)
+    gcs, dashboard, client, manager, objects, agent, agent_grpc, metrics, env_agent = ports[:9]
+    worker_ports = ports[9:]
     gcs_address = f"{ip}:{gcs}"
     # a loaded CI machine can take over a minute to register a raylet (the default wait); the
     # head's processes keep their temporary files in temp_dir, which `stop` removes
@@ -176,11 +175,24 @@ def local_head(*, num_cpus: float = 0, num_gpus: float = 0,
                 ray_env(auth_token, **(extra_env or {})), starter.pid)
     try:
         if starter.wait(timeout=400) != 0:
-            raise RuntimeError(f"ray start failed: {(temp_dir / 'ray_start.log').read_text()}")
+            raise RuntimeError(f"ray start failed: {(temp_dir / 'ray_start.log').read_text()}"
+                               f"{head_log_errors(temp_dir)}")
         yield head
     finally:
         log.close()
         stop(head)
+
+
+def head_log_errors(temp_dir: Path) -> str:
+    """The error and fatal lines of the head's GCS and raylet logs (a port that could not be
+    bound, a failed check at start), for the error of a head that did not start."""
+    lines = []
+    for name in ("gcs_server.out", "raylet.out"):
+        log = temp_dir / "session_latest" / "logs" / name
+        if log.is_file():
+            lines += [f"{name}: {line}" for line in log.read_text(errors="replace").splitlines()
+                      if RAY_LOG_ERROR.match(line)]
+    return "".join(f"\n{line}" for line in lines)
 
 
 def stop(head: Head, grace_s: float = 5.0) -> None:
